@@ -1,0 +1,218 @@
+/*
+ * cli: DESIGN
+ *
+ * One function per command. Each parses its own options with getopt_long,
+ * calls into the library, and is the only place (with the session) that
+ * prints errors for the user: "ptorrent: FILE: what is wrong".
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "json.h"
+#include "metainfo.h"
+#include "sha1.h"
+#include "units.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+};
+
+static const char *const top_usage =
+    "usage: ptorrent COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  info FILE.torrent            show what a torrent holds\n"
+    "  download -t FILE.torrent -o DIR\n"
+    "                               download a torrent into DIR\n"
+    "  help COMMAND                 show the options of COMMAND\n"
+    "\n"
+    "  ptorrent --help | --version\n";
+
+static const char *const info_usage =
+    "usage: ptorrent info [--json] FILE.torrent\n"
+    "\n"
+    "Shows the name, info hash, piece length and count, total size, private\n"
+    "flag, trackers (by tier) and files of a .torrent file.\n"
+    "\n"
+    "  --json        print one JSON object instead of text\n"
+    "  -h, --help    show this help\n";
+
+static int usage_error(const char *usage, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Prints "ptorrent: <message>" and the command's usage; returns exit code 1. */
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ptorrent: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return CLI_EXIT_USAGE;
+}
+
+/* Loads a torrent or prints one line saying why not. */
+static int load_torrent(const char *path, struct metainfo *m)
+{
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    enum pt_err e = metainfo_load(path, m, &ctx);
+    if (e == PT_OK)
+        return CLI_EXIT_OK;
+    if (ctx.offset != PT_NO_OFFSET)
+        fprintf(stderr, "ptorrent: %s: %s (at byte %zu)\n", path, ctx.msg, ctx.offset);
+    else
+        fprintf(stderr, "ptorrent: %s: %s\n", path, ctx.msg[0] ? ctx.msg : pt_strerror(e));
+    return e == PT_ERR_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_BAD_INPUT;
+}
+
+static void print_info_text(const struct metainfo *m)
+{
+    char hex[41], sz[UNITS_STRLEN];
+    sha1_hex(m->info_hash, hex);
+    printf("name:          %s\n", m->name);
+    printf("info hash:     %s\n", hex);
+    printf("piece length:  %u (%s)\n", m->piece_length, units_bytes(m->piece_length, sz));
+    printf("pieces:        %u\n", m->piece_count);
+    printf("total size:    %llu (%s)\n", (unsigned long long)m->total_length,
+           units_bytes(m->total_length, sz));
+    printf("private:       %s\n", m->is_private ? "yes" : "no");
+    if (m->comment)
+        printf("comment:       %s\n", m->comment);
+    if (m->created_by)
+        printf("created by:    %s\n", m->created_by);
+    if (m->creation_date >= 0) {
+        time_t t = (time_t)m->creation_date;
+        struct tm tm;
+        char when[64] = "?";
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        printf("creation date: %s\n", when);
+    }
+    printf("trackers:%s\n", m->tier_count ? "" : "      none");
+    for (size_t t = 0; t < m->tier_count; t++)
+        for (size_t i = 0; i < m->tiers[t].count; i++)
+            printf("  tier %zu: %s\n", t + 1, m->tiers[t].urls[i]);
+    printf("files (%zu):\n", m->file_count);
+    for (size_t i = 0; i < m->file_count; i++)
+        printf("  %12llu  %s\n", (unsigned long long)m->files[i].length, m->files[i].path);
+}
+
+static void print_info_json(const struct metainfo *m)
+{
+    char hex[41];
+    struct buf b;
+    buf_init(&b);
+    sha1_hex(m->info_hash, hex);
+    buf_append_str(&b, "{\"name\":");
+    json_put_cstr(&b, m->name);
+    buf_printf(&b, ",\"info_hash\":\"%s\",\"piece_length\":%u,\"piece_count\":%u", hex,
+               m->piece_length, m->piece_count);
+    buf_printf(&b, ",\"total_size\":%llu,\"private\":%s,\"trackers\":[",
+               (unsigned long long)m->total_length, m->is_private ? "true" : "false");
+    for (size_t t = 0; t < m->tier_count; t++) {
+        buf_append_str(&b, t ? ",[" : "[");
+        for (size_t i = 0; i < m->tiers[t].count; i++) {
+            if (i)
+                buf_append_str(&b, ",");
+            json_put_cstr(&b, m->tiers[t].urls[i]);
+        }
+        buf_append_str(&b, "]");
+    }
+    buf_append_str(&b, "],\"files\":[");
+    for (size_t i = 0; i < m->file_count; i++) {
+        buf_append_str(&b, i ? ",{\"path\":" : "{\"path\":");
+        json_put_cstr(&b, m->files[i].path);
+        buf_printf(&b, ",\"size\":%llu}", (unsigned long long)m->files[i].length);
+    }
+    buf_append_str(&b, "],\"comment\":");
+    json_put_cstr(&b, m->comment);
+    buf_append_str(&b, ",\"created_by\":");
+    json_put_cstr(&b, m->created_by);
+    if (m->creation_date >= 0)
+        buf_printf(&b, ",\"creation_date\":%lld}\n", (long long)m->creation_date);
+    else
+        buf_append_str(&b, ",\"creation_date\":null}\n");
+    if (buf_ok(&b))
+        fwrite(b.data, 1, b.len, stdout);
+    buf_release(&b);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = true;
+        else if (c == 'h')
+            return printf("%s", info_usage), CLI_EXIT_OK;
+        else
+            return usage_error(info_usage, "bad option");
+    }
+    if (optind != argc - 1)
+        return usage_error(info_usage, "info needs exactly one FILE.torrent");
+    struct metainfo m;
+    int rc = load_torrent(argv[optind], &m);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (json)
+        print_info_json(&m);
+    else
+        print_info_text(&m);
+    metainfo_release(&m);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+static const struct command commands[] = {
+    {"info", cmd_info, info_usage},
+};
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int cli_run(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error(top_usage, "no command given");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        printf("%s", top_usage);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("ptorrent %s\n", PT_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        const struct command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        if (argc > 2 && !c)
+            return usage_error(top_usage, "unknown command '%s'", argv[2]);
+        printf("%s", c ? c->usage : top_usage);
+        return CLI_EXIT_OK;
+    }
+    const struct command *c = find_command(cmd);
+    if (!c)
+        return usage_error(top_usage, "unknown command '%s'", cmd);
+    return c->run(argc - 1, argv + 1);
+}
