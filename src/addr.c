@@ -43,7 +43,7 @@ enum pt_err addr_parse(const char *text, struct peer_addr *out)
         return PT_ERR_USAGE;
     char *end;
     long port = strtol(port_s, &end, 10);
-    if (*port_s == '\0' || *end != '\0' || port < 1 || port > 65535)
+    if (*port_s < '0' || *port_s > '9' || *end != '\0' || port < 1 || port > 65535)
         return PT_ERR_USAGE;
     out->port = (uint16_t)port;
     return PT_OK;

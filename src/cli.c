@@ -7,8 +7,10 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,9 @@
 
 #include "buf.h"
 #include "json.h"
+#include "log.h"
 #include "metainfo.h"
+#include "session.h"
 #include "sha1.h"
 #include "units.h"
 
@@ -178,8 +182,111 @@ static int cmd_info(int argc, char **argv)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+static const char *const download_usage =
+    "usage: ptorrent download -t FILE.torrent -o DIR [OPTIONS]\n"
+    "\n"
+    "Downloads the torrent into DIR, verifying every piece, and exits when all\n"
+    "of it is on disk.\n"
+    "\n"
+    "  -t, --torrent FILE      the .torrent file\n"
+    "  -o, --output DIR        where the files go (created if missing)\n"
+    "  -q, --quiet             no progress line and no summary\n"
+    "  -v, --verbose           log connections and tracker replies (twice: debug)\n"
+    "      --port N            port told to the tracker (default 6881)\n"
+    "      --peer HOST:PORT    also connect to this peer (repeatable; numeric IPv4\n"
+    "                          or [IPv6])\n"
+    "      --max-peers N       peer connections at once (default 50)\n"
+    "      --peer-timeout S    drop a peer that leaves requests unanswered for S\n"
+    "                          seconds (default 60)\n"
+    "      --stats-json FILE   write figures about the run to FILE at exit\n"
+    "  -h, --help              show this help\n";
+
+/* Parses a whole decimal number in [lo, hi]. */
+static bool parse_uint(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *s == '\0' || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+enum { OPT_PORT = 256, OPT_PEER, OPT_MAX_PEERS, OPT_STATS, OPT_PEER_TIMEOUT };
+
+static int download_option(struct session_config *cfg, int c, const char *arg)
+{
+    long v;
+    switch (c) {
+    case 't': cfg->torrent_path = arg; return 0;
+    case 'o': cfg->out_dir = arg; return 0;
+    case 'q': cfg->quiet = true; return 0;
+    case 'v': cfg->verbose++; return 0;
+    case OPT_STATS: cfg->stats_json = arg; return 0;
+    case OPT_PORT:
+        if (!parse_uint(arg, 0, 65535, &v))
+            return usage_error(download_usage, "--port: '%s' is not a port number", arg);
+        cfg->port = (uint16_t)v;
+        return 0;
+    case OPT_MAX_PEERS:
+        if (!parse_uint(arg, 1, 1000, &v))
+            return usage_error(download_usage, "--max-peers: '%s' is not in 1..1000", arg);
+        cfg->max_peers = (unsigned)v;
+        return 0;
+    case OPT_PEER_TIMEOUT:
+        if (!parse_uint(arg, 1, 3600, &v))
+            return usage_error(download_usage, "--peer-timeout: '%s' is not in 1..3600", arg);
+        cfg->peer_timeout_s = (int)v;
+        return 0;
+    case OPT_PEER:
+        if (cfg->peer_count == SESSION_MAX_CLI_PEERS)
+            return usage_error(download_usage, "too many --peer options (at most %d)",
+                               SESSION_MAX_CLI_PEERS);
+        if (addr_parse(arg, &cfg->peers[cfg->peer_count]) != PT_OK)
+            return usage_error(download_usage,
+                               "--peer: '%s' is not HOST:PORT with a numeric address", arg);
+        cfg->peer_count++;
+        return 0;
+    default:
+        return usage_error(download_usage, "bad option");
+    }
+}
+
+static int cmd_download(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"torrent", required_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"port", required_argument, NULL, OPT_PORT},
+        {"peer", required_argument, NULL, OPT_PEER},
+        {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
+        {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
+        {"stats-json", required_argument, NULL, OPT_STATS},
+        {NULL, 0, NULL, 0}};
+    struct session_config cfg;
+    session_config_init(&cfg);
+    int c;
+    while ((c = getopt_long(argc, argv, "t:o:qvh", opts, NULL)) != -1) {
+        if (c == 'h')
+            return printf("%s", download_usage), CLI_EXIT_OK;
+        if (download_option(&cfg, c, optarg) != 0)
+            return CLI_EXIT_USAGE;
+    }
+    if (optind != argc)
+        return usage_error(download_usage, "unexpected argument '%s'", argv[optind]);
+    if (!cfg.torrent_path || !cfg.out_dir)
+        return usage_error(download_usage, "download needs -t FILE.torrent and -o DIR");
+    log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose == 1 ? LOG_INFO : LOG_WARN);
+    return session_download(&cfg);
+}
+
 static const struct command commands[] = {
     {"info", cmd_info, info_usage},
+    {"download", cmd_download, download_usage},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

@@ -49,6 +49,8 @@ struct tracker_request {
     uint32_t numwant;
     uint32_t key;           /* random per session, sent as 8 hex digits */
     const char *tracker_id; /* from an earlier response, or NULL */
+    uint32_t timeout_s;     /* whole request; 0 = TRACKER_REQUEST_TIMEOUT_S. The
+                             * `stopped` announce at exit uses a short one. */
 };
 
 struct tracker_response {
@@ -82,7 +84,9 @@ char *tracker_build_url(const char *announce_url, const struct tracker_request *
  * network errors, timeouts and non-200 statuses; PT_ERR_TRACKER_BAD_RESPONSE
  * for an unparseable body; PT_ERR_TRACKER_FAILURE when the tracker sent
  * `failure reason` (then out->failure holds it); PT_ERR_STOPPED if *stop
- * became true. Other schemes (udp://) give PT_ERR_TRACKER_UNREACHABLE. */
+ * became true (`stop` may be NULL: never). Other schemes (udp://) give
+ * PT_ERR_TRACKER_UNREACHABLE. *out is overwritten, not released: release an
+ * earlier response first. */
 enum pt_err tracker_announce(const char *url, const struct tracker_request *req,
                              const atomic_bool *stop, struct tracker_response *out,
                              struct pt_errctx *err);

@@ -1,0 +1,194 @@
+/*
+ * net: DESIGN
+ *
+ * Sockets stay in blocking mode (the design is thread-per-peer and blocking);
+ * only connect() is done non-blocking so that it can be bounded with poll().
+ * recv/send get a short SO_RCVTIMEO/SO_SNDTIMEO slice, and the loops here add
+ * slices up to a budget, checking the session's stop flag in between.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* MSG_NOSIGNAL is Linux/FreeBSD; elsewhere SO_NOSIGPIPE (set in net_tune) or
+ * the process-wide SIGPIPE ignore in main() covers it. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+static bool stopped(const atomic_bool *stop)
+{
+    return stop && atomic_load(stop);
+}
+
+void net_tune(int fd)
+{
+    struct timeval tv = {NET_IO_SLICE_MS / 1000, (NET_IO_SLICE_MS % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int size = NET_SOCKBUF_BYTES;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    /* Requests are small and latency-bound: don't let Nagle hold them. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef SO_NOSIGPIPE
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+}
+
+static enum pt_err wait_connected(int fd, int timeout_ms, const atomic_bool *stop)
+{
+    for (int waited = 0; waited < timeout_ms; waited += NET_IO_SLICE_MS) {
+        if (stopped(stop))
+            return PT_ERR_STOPPED;
+        struct pollfd p = {fd, POLLOUT, 0};
+        int n = poll(&p, 1, NET_IO_SLICE_MS);
+        if (n < 0 && errno != EINTR)
+            return PT_ERR_CONNECT;
+        if (n > 0) {
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0)
+                return PT_ERR_CONNECT;
+            return PT_OK;
+        }
+    }
+    return PT_ERR_TIMEOUT;
+}
+
+int net_connect(const struct peer_addr *a, int timeout_ms, const atomic_bool *stop,
+                enum pt_err *err_out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = addr_to_sockaddr(a, &ss);
+    int fd = socket(a->family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        *err_out = pt_err_from_errno(errno);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL, 0);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    enum pt_err err = PT_OK;
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        if (errno == EINPROGRESS || errno == EINTR)
+            err = wait_connected(fd, timeout_ms, stop);
+        else
+            err = PT_ERR_CONNECT;
+    }
+    if (err != PT_OK) {
+        close(fd);
+        *err_out = err;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    net_tune(fd);
+    return fd;
+}
+
+enum pt_err net_write_all(int fd, const void *data, size_t len, int budget_ms,
+                          const atomic_bool *stop)
+{
+    const uint8_t *p = data;
+    int idle_ms = 0;
+    while (len > 0) {
+        if (stopped(stop))
+            return PT_ERR_STOPPED;
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            idle_ms = 0;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            idle_ms += NET_IO_SLICE_MS;
+            if (idle_ms >= budget_ms)
+                return PT_ERR_TIMEOUT;
+            continue;
+        }
+        return n == 0 ? PT_ERR_CLOSED : pt_err_from_errno(errno);
+    }
+    return PT_OK;
+}
+
+void net_reader_init(struct net_reader *r, int fd)
+{
+    r->fd = fd;
+    r->start = r->end = 0;
+}
+
+/* One recv() into the free end of the buffer. */
+static enum pt_err fill_once(struct net_reader *r)
+{
+    if (r->start == r->end)
+        r->start = r->end = 0;
+    else if (r->end == NET_READER_CAP) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    ssize_t n = recv(r->fd, r->buf + r->end, NET_READER_CAP - r->end, 0);
+    if (n > 0) {
+        r->end += (size_t)n;
+        return PT_OK;
+    }
+    if (n == 0)
+        return PT_ERR_CLOSED;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return PT_ERR_TIMEOUT;
+    return pt_err_from_errno(errno);
+}
+
+enum pt_err net_reader_wait(struct net_reader *r, int wait_ms)
+{
+    if (net_reader_buffered(r) > 0)
+        return PT_OK;
+    struct pollfd p = {r->fd, POLLIN, 0};
+    int n = poll(&p, 1, wait_ms);
+    if (n == 0 || (n < 0 && errno == EINTR))
+        return PT_ERR_TIMEOUT;
+    if (n < 0)
+        return pt_err_from_errno(errno);
+    return fill_once(r);
+}
+
+enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
+                           const atomic_bool *stop)
+{
+    uint8_t *out = dst;
+    int idle_ms = 0;
+    while (len > 0) {
+        size_t have = net_reader_buffered(r);
+        if (have > 0) {
+            size_t n = have < len ? have : len;
+            memcpy(out, r->buf + r->start, n);
+            r->start += n;
+            out += n;
+            len -= n;
+            idle_ms = 0;
+            continue;
+        }
+        if (stopped(stop))
+            return PT_ERR_STOPPED;
+        enum pt_err err = fill_once(r);
+        if (err == PT_ERR_TIMEOUT) {
+            idle_ms += NET_IO_SLICE_MS;
+            if (idle_ms >= budget_ms)
+                return PT_ERR_TIMEOUT;
+        } else if (err != PT_OK) {
+            return err;
+        }
+    }
+    return PT_OK;
+}

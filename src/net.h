@@ -1,0 +1,69 @@
+/*
+ * net: blocking TCP with timeouts, the only way ptorrent touches a socket.
+ *
+ * Every call is bounded in time: connect by a poll() timeout, reads and
+ * writes by SO_RCVTIMEO/SO_SNDTIMEO (NET_IO_SLICE_MS) plus a total budget, so
+ * a stalled peer costs a thread at most that long, and the stop flag is looked
+ * at between slices so shutdown is noticed within about a second.
+ *
+ * A `struct net_reader` buffers what recv() returns so that the many small
+ * messages of the protocol cost one system call per batch, not per message.
+ * It belongs to one thread (the peer thread of its socket); no locks.
+ */
+#ifndef PT_NET_H
+#define PT_NET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "errors.h"
+
+/* Reads and writes block at most this long at a time before looking at the
+ * stop flag again: short enough for a prompt shutdown, long enough to cost
+ * nothing. */
+#define NET_IO_SLICE_MS 500
+/* Socket buffer size we ask for: a few blocks in flight on a fast link. */
+#define NET_SOCKBUF_BYTES (1 << 20)
+#define NET_READER_CAP (128u * 1024u)
+
+/* Connects with a timeout. Returns the socket (blocking, timeouts set) or -1
+ * with *err_out set (PT_ERR_CONNECT, PT_ERR_TIMEOUT, PT_ERR_STOPPED). */
+int net_connect(const struct peer_addr *a, int timeout_ms, const atomic_bool *stop,
+                enum pt_err *err_out);
+
+/* Sets the slice timeouts and buffer sizes on an accepted or connected socket. */
+void net_tune(int fd);
+
+/* Writes all len bytes, or fails: PT_ERR_TIMEOUT if no progress for
+ * budget_ms, PT_ERR_CLOSED, PT_ERR_STOPPED. */
+enum pt_err net_write_all(int fd, const void *data, size_t len, int budget_ms,
+                          const atomic_bool *stop);
+
+struct net_reader {
+    int fd;
+    uint8_t buf[NET_READER_CAP];
+    size_t start, end; /* unread bytes are buf[start..end) */
+};
+
+void net_reader_init(struct net_reader *r, int fd);
+
+/* Bytes already buffered. */
+static inline size_t net_reader_buffered(const struct net_reader *r)
+{
+    return r->end - r->start;
+}
+
+/* Waits up to wait_ms for at least one more byte (buffered or from the
+ * socket). PT_OK if data is there, PT_ERR_TIMEOUT if not, PT_ERR_CLOSED on
+ * EOF, another code on error. */
+enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
+
+/* Reads exactly len bytes into dst, from the buffer first, then the socket.
+ * Fails with PT_ERR_TIMEOUT if no byte arrives for budget_ms. */
+enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
+                           const atomic_bool *stop);
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * picker.c: the shared piece picker (see picker.h for the contract).
+ *
+ * Design. One array of `struct piece`, indexed by piece number, guarded by one
+ * mutex. A piece moves through four states:
+ *
+ *   MISSING --first block reserved--> ACTIVE --last block arrives--> VERIFYING
+ *      ^                                                               |   |
+ *      +------------------------ picker_piece_failed ------------------+   |
+ *                                       picker_piece_verified --> COMPLETE <+
+ *
+ * Only ACTIVE and VERIFYING pieces carry per-block state (an array allocated
+ * on activation), and only ACTIVE pieces own a data buffer, so memory follows
+ * the pieces in flight, not the size of the torrent. When the last block lands
+ * the buffer moves to the caller, who hashes it without the lock; the block
+ * array stays until the verdict so that a bad piece can be blamed on its
+ * senders.
+ *
+ * A block is MISSING, REQUESTED (by one peer, or two in endgame), RECEIVING
+ * (claimed by one peer, whose bytes are being copied into the buffer without
+ * the lock) or RECEIVED. The claim is what makes the lock-free copy safe: no
+ * other thread gets that block's address, and a piece cannot leave ACTIVE
+ * (buffer handed over or freed) while one of its blocks is RECEIVING.
+ *
+ * `unrequested` counts MISSING blocks over the whole torrent (a MISSING piece
+ * counts all its blocks), so "endgame" is simply unrequested == 0.
+ *
+ * Choice of a new piece: both phases scan from a random start and wrap. In the
+ * random phase the first eligible piece wins: a cheap random pick (a piece just
+ * after a run of ineligible ones is favoured a little, which does not matter).
+ * In rarest-first the first piece of lowest availability wins, which breaks
+ * ties at random without a second pass.
+ */
+#include "picker.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum piece_state { PIECE_MISSING, PIECE_ACTIVE, PIECE_VERIFYING, PIECE_COMPLETE };
+
+/* BLOCK_MISSING is 0 so that a calloc'd block array starts all missing. */
+enum block_state { BLOCK_MISSING = 0, BLOCK_REQUESTED, BLOCK_RECEIVING, BLOCK_RECEIVED };
+
+/* Endgame sends a block to at most this many peers at once: a second copy
+ * covers one slow peer; more would only waste other peers' upload. */
+#define MAX_REQUESTERS 2
+
+struct block {
+    uint16_t req[MAX_REQUESTERS]; /* peers with an outstanding request, 0 = free slot */
+    uint16_t from;                /* peer receiving or that sent it, else 0 */
+    uint8_t state;                /* enum block_state */
+};
+
+struct piece {
+    struct block *blocks; /* ACTIVE and VERIFYING only, else NULL */
+    uint8_t *buf;         /* piece-sized; ACTIVE only, else NULL */
+    uint32_t avail;       /* connected peers known to have this piece */
+    uint32_t received;    /* blocks in BLOCK_RECEIVED */
+    uint8_t state;        /* enum piece_state */
+};
+
+/*
+ * Locking: [I] immutable after picker_new, read without the lock; [M] guarded
+ * by `mu`, including everything reachable from `pieces`. Exception: the bytes
+ * of a RECEIVING block inside a piece buffer belong to the thread that claimed
+ * it (picker_block_begin .. picker_block_end), which writes them without the
+ * lock; no other thread touches a buffer until it is handed over under `mu`.
+ */
+struct picker {
+    uint32_t piece_count;  /* [I] */
+    uint32_t piece_length; /* [I] bytes, every piece but the last */
+    uint32_t last_length;  /* [I] bytes of the last piece */
+    uint64_t total_length; /* [I] bytes */
+
+    pthread_mutex_t mu;
+    struct piece *pieces; /* [I] pointer, [M] its piece_count entries */
+    uint32_t done;        /* [M] pieces COMPLETE */
+    uint64_t bytes_done;  /* [M] bytes of COMPLETE pieces */
+    uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
+    uint64_t rng;         /* [M] xorshift64 state, never 0 */
+#ifndef NDEBUG
+    bool locked;     /* [M] true while some thread holds mu */
+    pthread_t owner; /* [M] that thread, valid while locked */
+#endif
+};
+
+/* ---- locking ---- */
+
+static void take_lock(struct picker *p)
+{
+    int rc = pthread_mutex_lock(&p->mu);
+    assert(rc == 0); /* EDEADLK from the error-checking mutex: relocking */
+    (void)rc;
+#ifndef NDEBUG
+    p->owner = pthread_self();
+    p->locked = true;
+#endif
+}
+
+static void assert_locked(const struct picker *p)
+{
+#ifndef NDEBUG
+    assert(p->locked && pthread_equal(p->owner, pthread_self()));
+#else
+    (void)p;
+#endif
+}
+
+static void drop_lock(struct picker *p)
+{
+    assert_locked(p);
+#ifndef NDEBUG
+    p->locked = false;
+#endif
+    int rc = pthread_mutex_unlock(&p->mu);
+    assert(rc == 0);
+    (void)rc;
+}
+
+/* Debug builds get an error-checking mutex, so relocking or unlocking a mutex
+ * this thread does not hold fails loudly instead of deadlocking. */
+static int init_mutex(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc != 0)
+        return rc;
+#ifndef NDEBUG
+    rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+#endif
+    if (rc == 0)
+        rc = pthread_mutex_init(mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
+/* ---- geometry (immutable, no lock) ---- */
+
+static uint32_t piece_len(const struct picker *p, uint32_t i)
+{
+    return i + 1 == p->piece_count ? p->last_length : p->piece_length;
+}
+
+static uint32_t blocks_in(uint32_t plen)
+{
+    return plen / PICKER_BLOCK_SIZE + (plen % PICKER_BLOCK_SIZE != 0);
+}
+
+static uint32_t block_len(uint32_t plen, uint32_t bi)
+{
+    uint32_t left = plen - bi * PICKER_BLOCK_SIZE;
+    return left < PICKER_BLOCK_SIZE ? left : PICKER_BLOCK_SIZE;
+}
+
+static bool geometry_ok(uint32_t piece_count, uint32_t piece_length, uint64_t total_length)
+{
+    if (piece_count == 0 || piece_length == 0 || total_length == 0)
+        return false;
+    uint64_t need = total_length / piece_length + (total_length % piece_length != 0);
+    return need == piece_count;
+}
+
+/* ---- randomness: xorshift64, state inside the picker ---- */
+
+static uint64_t make_seed(const struct picker *p)
+{
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uintptr_t)p;
+    /* splitmix64 finaliser: spreads the few bits that vary over all 64. */
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    x ^= x >> 31;
+    return x ? x : 1;
+}
+
+/* Uniform enough in [0, n), n > 0: the modulo bias is below 2^-32 * n. */
+static uint32_t random_below_locked(struct picker *p, uint32_t n)
+{
+    assert_locked(p);
+    uint64_t x = p->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p->rng = x;
+    return (uint32_t)((x >> 16) % n);
+}
+
+/* ---- block bookkeeping ---- */
+
+static int requester_count(const struct block *b)
+{
+    int n = 0;
+    for (int k = 0; k < MAX_REQUESTERS; k++)
+        n += b->req[k] != 0;
+    return n;
+}
+
+static bool has_requester(const struct block *b, uint16_t peer)
+{
+    for (int k = 0; k < MAX_REQUESTERS; k++)
+        if (b->req[k] == peer)
+            return true;
+    return false;
+}
+
+static void add_requester(struct block *b, uint16_t peer)
+{
+    for (int k = 0; k < MAX_REQUESTERS; k++) {
+        if (b->req[k] == 0) {
+            b->req[k] = peer;
+            return;
+        }
+    }
+    assert(!"block has no free requester slot");
+}
+
+/* Returns whether `peer` held a request for the block. */
+static bool drop_requester(struct block *b, uint16_t peer)
+{
+    for (int k = 0; k < MAX_REQUESTERS; k++) {
+        if (b->req[k] == peer) {
+            b->req[k] = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A REQUESTED or RECEIVING block lost its claim or a request: it becomes
+ * REQUESTED if someone still asks for it, else MISSING. */
+static void block_settle_locked(struct picker *p, struct block *b)
+{
+    assert_locked(p);
+    b->from = 0;
+    if (requester_count(b) > 0) {
+        b->state = BLOCK_REQUESTED;
+        return;
+    }
+    if (b->state != BLOCK_MISSING)
+        p->unrequested++;
+    b->state = BLOCK_MISSING;
+}
+
+/* The block of an ACTIVE piece at network coordinates (piece, begin), or NULL
+ * if they name no such block; its length goes to *len_out. Any input is safe. */
+static struct block *find_block_locked(struct picker *p, uint32_t piece, uint32_t begin,
+                                       uint32_t *len_out)
+{
+    assert_locked(p);
+    if (piece >= p->piece_count || p->pieces[piece].state != PIECE_ACTIVE)
+        return NULL;
+    uint32_t plen = piece_len(p, piece);
+    if (begin % PICKER_BLOCK_SIZE != 0 || begin >= plen)
+        return NULL;
+    *len_out = block_len(plen, begin / PICKER_BLOCK_SIZE);
+    return &p->pieces[piece].blocks[begin / PICKER_BLOCK_SIZE];
+}
+
+/* ---- choosing work ---- */
+
+/* Gives a MISSING piece its block array and buffer. False on no memory. */
+static bool piece_activate_locked(struct picker *p, uint32_t i)
+{
+    assert_locked(p);
+    struct piece *pc = &p->pieces[i];
+    uint32_t plen = piece_len(p, i);
+    struct block *blocks = calloc(blocks_in(plen), sizeof *blocks);
+    uint8_t *buf = malloc(plen);
+    if (!blocks || !buf) {
+        free(blocks);
+        free(buf);
+        return false;
+    }
+    pc->blocks = blocks;
+    pc->buf = buf;
+    pc->received = 0;
+    pc->state = PIECE_ACTIVE;
+    return true;
+}
+
+/* May `peer` be given this block? Normally only if nobody asked for it; in
+ * endgame (`share`) also if exactly one other peer asked and nothing arrives. */
+static bool block_offerable(const struct block *b, uint16_t peer, bool share)
+{
+    if (b->state == BLOCK_MISSING)
+        return true;
+    return share && b->state == BLOCK_REQUESTED && requester_count(b) == 1 &&
+           !has_requester(b, peer);
+}
+
+/* Reserves for `peer` the offerable blocks of ACTIVE piece i, appending them
+ * to out[*n] while *n < max. */
+static void take_blocks_locked(struct picker *p, uint32_t i, uint16_t peer, bool share,
+                               struct picker_block *out, size_t *n, size_t max)
+{
+    assert_locked(p);
+    struct piece *pc = &p->pieces[i];
+    uint32_t plen = piece_len(p, i);
+    uint32_t nb = blocks_in(plen);
+    for (uint32_t bi = 0; bi < nb && *n < max; bi++) {
+        struct block *b = &pc->blocks[bi];
+        if (!block_offerable(b, peer, share))
+            continue;
+        if (b->state == BLOCK_MISSING)
+            p->unrequested--;
+        b->state = BLOCK_REQUESTED;
+        add_requester(b, peer);
+        out[(*n)++] = (struct picker_block){i, bi * PICKER_BLOCK_SIZE, block_len(plen, bi)};
+    }
+}
+
+/* The MISSING piece the peer has that should be started next: random while
+ * fewer than PICKER_RANDOM_FIRST are complete, rarest after. piece_count if
+ * there is none. */
+static uint32_t pick_new_piece_locked(struct picker *p, const uint8_t *bitfield)
+{
+    assert_locked(p);
+    uint32_t count = p->piece_count;
+    bool rarest = p->done >= PICKER_RANDOM_FIRST;
+    uint32_t start = random_below_locked(p, count);
+    uint32_t best = count;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t i = (uint32_t)(((uint64_t)start + k) % count);
+        if (p->pieces[i].state != PIECE_MISSING || !picker_bit(bitfield, i))
+            continue;
+        if (!rarest)
+            return i;
+        if (best == count || p->pieces[i].avail < p->pieces[best].avail)
+            best = i;
+    }
+    return best;
+}
+
+/* Ends a successful claim; true and *done_out filled if the piece is whole. */
+static bool block_arrived_locked(struct picker *p, uint32_t piece, struct block *b,
+                                 struct picker_piece *done_out)
+{
+    assert_locked(p);
+    struct piece *pc = &p->pieces[piece];
+    b->state = BLOCK_RECEIVED;
+    memset(b->req, 0, sizeof b->req); /* other endgame requesters learn via block_wanted */
+    pc->received++;
+    if (pc->received < blocks_in(piece_len(p, piece)))
+        return false;
+    assert(done_out);
+    done_out->index = piece;
+    done_out->length = piece_len(p, piece);
+    done_out->data = pc->buf;
+    pc->buf = NULL; /* the caller owns it now */
+    pc->state = PIECE_VERIFYING;
+    return true;
+}
+
+/* ---- public functions ---- */
+
+struct picker *picker_new(uint32_t piece_count, uint32_t piece_length, uint64_t total_length,
+                          const uint8_t *have)
+{
+    if (!geometry_ok(piece_count, piece_length, total_length))
+        return NULL;
+    struct picker *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->pieces = calloc(piece_count, sizeof *p->pieces);
+    if (!p->pieces || init_mutex(&p->mu) != 0)
+        goto fail;
+    p->piece_count = piece_count;
+    p->piece_length = piece_length;
+    p->total_length = total_length;
+    p->last_length = (uint32_t)(total_length - (uint64_t)(piece_count - 1) * piece_length);
+    for (uint32_t i = 0; i < piece_count; i++) {
+        if (have && picker_bit(have, i)) {
+            p->pieces[i].state = PIECE_COMPLETE;
+            p->done++;
+            p->bytes_done += piece_len(p, i);
+        } else {
+            p->unrequested += blocks_in(piece_len(p, i));
+        }
+    }
+    p->rng = make_seed(p);
+    return p;
+fail:
+    free(p->pieces);
+    free(p);
+    return NULL;
+}
+
+void picker_free(struct picker *p)
+{
+    if (!p)
+        return;
+    for (uint32_t i = 0; i < p->piece_count; i++) {
+        free(p->pieces[i].buf);
+        free(p->pieces[i].blocks);
+    }
+    free(p->pieces);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void picker_peer_add_bitfield(struct picker *p, const uint8_t *bitfield)
+{
+    take_lock(p);
+    for (uint32_t i = 0; i < p->piece_count; i++)
+        if (picker_bit(bitfield, i) && p->pieces[i].avail < UINT32_MAX)
+            p->pieces[i].avail++;
+    drop_lock(p);
+}
+
+void picker_peer_remove_bitfield(struct picker *p, const uint8_t *bitfield)
+{
+    take_lock(p);
+    for (uint32_t i = 0; i < p->piece_count; i++)
+        if (picker_bit(bitfield, i) && p->pieces[i].avail > 0)
+            p->pieces[i].avail--;
+    drop_lock(p);
+}
+
+void picker_peer_have(struct picker *p, uint32_t index)
+{
+    take_lock(p);
+    if (index < p->piece_count && p->pieces[index].avail < UINT32_MAX)
+        p->pieces[index].avail++;
+    drop_lock(p);
+}
+
+bool picker_peer_interesting(struct picker *p, const uint8_t *bitfield)
+{
+    bool interesting = false;
+    take_lock(p);
+    for (uint32_t i = 0; i < p->piece_count && !interesting; i++)
+        interesting = picker_bit(bitfield, i) && p->pieces[i].state != PIECE_COMPLETE;
+    drop_lock(p);
+    return interesting;
+}
+
+size_t picker_reserve(struct picker *p, uint16_t peer_id, const uint8_t *bitfield,
+                      struct picker_block *out, size_t max)
+{
+    size_t n = 0;
+    if (peer_id == 0 || max == 0)
+        return 0;
+    take_lock(p);
+    for (uint32_t i = 0; i < p->piece_count && n < max; i++)
+        if (p->pieces[i].state == PIECE_ACTIVE && picker_bit(bitfield, i))
+            take_blocks_locked(p, i, peer_id, false, out, &n, max);
+    while (n < max) {
+        uint32_t i = pick_new_piece_locked(p, bitfield);
+        if (i == p->piece_count || !piece_activate_locked(p, i))
+            break;
+        take_blocks_locked(p, i, peer_id, false, out, &n, max);
+    }
+    for (uint32_t i = 0; i < p->piece_count && n < max && p->unrequested == 0; i++)
+        if (p->pieces[i].state == PIECE_ACTIVE && picker_bit(bitfield, i))
+            take_blocks_locked(p, i, peer_id, true, out, &n, max);
+    drop_lock(p);
+    return n;
+}
+
+void picker_unreserve(struct picker *p, uint16_t peer_id, const struct picker_block *b)
+{
+    uint32_t len;
+    if (peer_id == 0)
+        return;
+    take_lock(p);
+    struct block *blk = find_block_locked(p, b->piece, b->begin, &len);
+    if (blk && drop_requester(blk, peer_id) && blk->state == BLOCK_REQUESTED)
+        block_settle_locked(p, blk);
+    drop_lock(p);
+}
+
+bool picker_block_wanted(struct picker *p, const struct picker_block *b)
+{
+    uint32_t len;
+    take_lock(p);
+    struct block *blk = find_block_locked(p, b->piece, b->begin, &len);
+    bool wanted = blk && blk->state != BLOCK_RECEIVED;
+    drop_lock(p);
+    return wanted;
+}
+
+uint8_t *picker_block_begin(struct picker *p, uint16_t peer_id, uint32_t piece, uint32_t begin,
+                            uint32_t length)
+{
+    uint8_t *dst = NULL;
+    uint32_t len;
+    if (peer_id == 0)
+        return NULL;
+    take_lock(p);
+    struct block *b = find_block_locked(p, piece, begin, &len);
+    if (b && len == length && (b->state == BLOCK_MISSING || b->state == BLOCK_REQUESTED)) {
+        if (b->state == BLOCK_MISSING)
+            p->unrequested--;
+        drop_requester(b, peer_id); /* this request is being answered */
+        b->state = BLOCK_RECEIVING;
+        b->from = peer_id;
+        dst = p->pieces[piece].buf + begin;
+    }
+    drop_lock(p);
+    return dst;
+}
+
+bool picker_block_end(struct picker *p, uint16_t peer_id, uint32_t piece, uint32_t begin, bool ok,
+                      struct picker_piece *done_out)
+{
+    bool complete = false;
+    uint32_t len;
+    take_lock(p);
+    struct block *b = find_block_locked(p, piece, begin, &len);
+    if (!b || b->state != BLOCK_RECEIVING || b->from != peer_id)
+        goto out;
+    if (ok)
+        complete = block_arrived_locked(p, piece, b, done_out);
+    else
+        block_settle_locked(p, b);
+out:
+    drop_lock(p);
+    return complete;
+}
+
+void picker_piece_verified(struct picker *p, uint32_t index)
+{
+    take_lock(p);
+    if (index < p->piece_count && p->pieces[index].state == PIECE_VERIFYING) {
+        struct piece *pc = &p->pieces[index];
+        free(pc->blocks);
+        pc->blocks = NULL;
+        pc->state = PIECE_COMPLETE;
+        p->done++;
+        p->bytes_done += piece_len(p, index);
+    }
+    drop_lock(p);
+}
+
+/* Adds `peer` to blame[0..*n) unless it is there already or the list is full. */
+static void blame_add(uint16_t *blame, size_t *n, size_t max, uint16_t peer)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (blame[k] == peer)
+            return;
+    if (*n < max && peer != 0)
+        blame[(*n)++] = peer;
+}
+
+size_t picker_piece_failed(struct picker *p, uint32_t index, uint16_t *blame_out, size_t max_blame)
+{
+    size_t n = 0;
+    take_lock(p);
+    if (index < p->piece_count && p->pieces[index].state == PIECE_VERIFYING) {
+        struct piece *pc = &p->pieces[index];
+        uint32_t nb = blocks_in(piece_len(p, index));
+        for (uint32_t bi = 0; bi < nb; bi++)
+            blame_add(blame_out, &n, max_blame, pc->blocks[bi].from);
+        free(pc->blocks);
+        pc->blocks = NULL;
+        pc->received = 0;
+        pc->state = PIECE_MISSING;
+        p->unrequested += nb;
+    }
+    drop_lock(p);
+    return n;
+}
+
+bool picker_is_complete(struct picker *p)
+{
+    take_lock(p);
+    bool complete = p->done == p->piece_count;
+    drop_lock(p);
+    return complete;
+}
+
+uint32_t picker_pieces_done(struct picker *p)
+{
+    take_lock(p);
+    uint32_t done = p->done;
+    drop_lock(p);
+    return done;
+}
+
+uint64_t picker_bytes_left(struct picker *p)
+{
+    take_lock(p);
+    uint64_t left = p->total_length - p->bytes_done;
+    drop_lock(p);
+    return left;
+}
+
+bool picker_in_endgame(struct picker *p)
+{
+    take_lock(p);
+    bool endgame = p->unrequested == 0 && p->done < p->piece_count;
+    drop_lock(p);
+    return endgame;
+}
+
+bool picker_have(struct picker *p, uint32_t index)
+{
+    take_lock(p);
+    bool have = index < p->piece_count && p->pieces[index].state == PIECE_COMPLETE;
+    drop_lock(p);
+    return have;
+}
+
+void picker_copy_bitfield(struct picker *p, uint8_t *out)
+{
+    take_lock(p);
+    memset(out, 0, p->piece_count / 8 + (p->piece_count % 8 != 0));
+    for (uint32_t i = 0; i < p->piece_count; i++)
+        if (p->pieces[i].state == PIECE_COMPLETE)
+            picker_set_bit(out, i);
+    drop_lock(p);
+}
