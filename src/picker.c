@@ -25,6 +25,11 @@
  * `unrequested` counts MISSING blocks over the whole torrent (a MISSING piece
  * counts all its blocks), so "endgame" is simply unrequested == 0.
  *
+ * Parole: a piece that failed its hash is retried from ONE peer (`exclusive`,
+ * `owner`), so that if it fails again the blame is unambiguous and a peer
+ * sending bad data cannot hide behind an honest one sharing its pieces. The
+ * owner is forgotten when it holds no request or claim on the piece any more.
+ *
  * Choice of a new piece: both phases scan from a random start and wrap. In the
  * random phase the first eligible piece wins: a cheap random pick (a piece just
  * after a run of ineligible ones is favoured a little, which does not matter).
@@ -60,6 +65,8 @@ struct piece {
     uint32_t avail;       /* connected peers known to have this piece */
     uint32_t received;    /* blocks in BLOCK_RECEIVED */
     uint8_t state;        /* enum piece_state */
+    bool exclusive;       /* failed its hash once: retried from one peer only */
+    uint16_t owner;       /* exclusive: the peer fetching it now, 0 = nobody yet */
 };
 
 /*
@@ -261,6 +268,21 @@ static struct block *find_block_locked(struct picker *p, uint32_t piece, uint32_
     return &p->pieces[piece].blocks[begin / PICKER_BLOCK_SIZE];
 }
 
+/* An exclusive piece whose owner holds no request or claim is free for any
+ * one peer again. */
+static void release_owner_if_idle_locked(struct picker *p, uint32_t piece)
+{
+    assert_locked(p);
+    struct piece *pc = &p->pieces[piece];
+    if (!pc->exclusive || pc->owner == 0 || pc->state != PIECE_ACTIVE)
+        return;
+    uint32_t nb = blocks_in(piece_len(p, piece));
+    for (uint32_t bi = 0; bi < nb; bi++)
+        if (pc->blocks[bi].state == BLOCK_REQUESTED || pc->blocks[bi].state == BLOCK_RECEIVING)
+            return;
+    pc->owner = 0;
+}
+
 /* ---- choosing work ---- */
 
 /* Gives a MISSING piece its block array and buffer. False on no memory. */
@@ -302,6 +324,10 @@ static void take_blocks_locked(struct picker *p, uint32_t i, uint16_t peer, bool
     struct piece *pc = &p->pieces[i];
     uint32_t plen = piece_len(p, i);
     uint32_t nb = blocks_in(plen);
+    if (pc->exclusive && pc->owner != 0 && pc->owner != peer)
+        return;
+    if (pc->exclusive)
+        pc->owner = peer;
     for (uint32_t bi = 0; bi < nb && *n < max; bi++) {
         struct block *b = &pc->blocks[bi];
         if (!block_offerable(b, peer, share))
@@ -469,8 +495,10 @@ void picker_unreserve(struct picker *p, uint16_t peer_id, const struct picker_bl
         return;
     take_lock(p);
     struct block *blk = find_block_locked(p, b->piece, b->begin, &len);
-    if (blk && drop_requester(blk, peer_id) && blk->state == BLOCK_REQUESTED)
+    if (blk && drop_requester(blk, peer_id) && blk->state == BLOCK_REQUESTED) {
         block_settle_locked(p, blk);
+        release_owner_if_idle_locked(p, b->piece);
+    }
     drop_lock(p);
 }
 
@@ -493,7 +521,10 @@ uint8_t *picker_block_begin(struct picker *p, uint16_t peer_id, uint32_t piece, 
         return NULL;
     take_lock(p);
     struct block *b = find_block_locked(p, piece, begin, &len);
-    if (b && len == length && (b->state == BLOCK_MISSING || b->state == BLOCK_REQUESTED)) {
+    const struct piece *pc = b ? &p->pieces[piece] : NULL;
+    bool on_parole = pc && pc->exclusive && pc->owner != peer_id;
+    if (b && !on_parole && len == length &&
+        (b->state == BLOCK_MISSING || b->state == BLOCK_REQUESTED)) {
         if (b->state == BLOCK_MISSING)
             p->unrequested--;
         drop_requester(b, peer_id); /* this request is being answered */
@@ -514,10 +545,12 @@ bool picker_block_end(struct picker *p, uint16_t peer_id, uint32_t piece, uint32
     struct block *b = find_block_locked(p, piece, begin, &len);
     if (!b || b->state != BLOCK_RECEIVING || b->from != peer_id)
         goto out;
-    if (ok)
+    if (ok) {
         complete = block_arrived_locked(p, piece, b, done_out);
-    else
+    } else {
         block_settle_locked(p, b);
+        release_owner_if_idle_locked(p, piece);
+    }
 out:
     drop_lock(p);
     return complete;
@@ -560,6 +593,8 @@ size_t picker_piece_failed(struct picker *p, uint32_t index, uint16_t *blame_out
         pc->blocks = NULL;
         pc->received = 0;
         pc->state = PIECE_MISSING;
+        pc->exclusive = true; /* parole: see the design comment */
+        pc->owner = 0;
         p->unrequested += nb;
     }
     drop_lock(p);

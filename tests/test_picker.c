@@ -505,9 +505,43 @@ static void test_picker_piece_failed_blames_senders_and_refetches(void)
     CU_ASSERT_EQUAL(picker_bytes_left(p), 4 * BS);
     CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 5, all, b, 4), 4);
     for (int k = 0; k < 4; k++)
-        (void)deliver(p, k < 2 ? 5 : 6, &b[k], &done);
+        (void)deliver(p, 5, &b[k], &done);
     free(done.data);
-    CU_ASSERT_EQUAL(picker_piece_failed(p, 0, blame, 1), 1);
+    CU_ASSERT_EQUAL(picker_piece_failed(p, 0, blame, 8), 1);
+    CU_ASSERT_EQUAL(blame[0], 5);
+    picker_free(p);
+}
+
+/* After a failure the piece is on parole: one peer fetches all of it, so a
+ * second failure names a single culprit. */
+static void test_picker_failed_piece_retried_from_one_peer(void)
+{
+    struct picker *p = picker_new(2, 4 * BS, 8 * BS, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t only0[BF_BYTES] = {0x80}, all[BF_BYTES];
+    set_all(all, 2);
+    struct picker_block b[4];
+    struct picker_piece done;
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 1, only0, b, 2), 2);
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 2, only0, b + 2, 2), 2);
+    for (int k = 0; k < 4; k++)
+        (void)deliver(p, k < 2 ? 1 : 2, &b[k], &done);
+    free(done.data);
+    uint16_t blame[4];
+    CU_ASSERT_EQUAL_FATAL(picker_piece_failed(p, 0, blame, 4), 2);
+
+    /* Peer 1 takes one block of piece 0: it now owns the whole piece. */
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 1, only0, b, 1), 1);
+    CU_ASSERT_EQUAL(b[0].piece, 0);
+    /* Peer 2 gets nothing of piece 0, not even in endgame, only piece 1. */
+    struct picker_block other[8];
+    size_t n = picker_reserve(p, 2, all, other, 8);
+    for (size_t k = 0; k < n; k++)
+        CU_ASSERT_EQUAL(other[k].piece, 1);
+    CU_ASSERT_PTR_NULL(picker_block_begin(p, 2, 0, BS, BS));
+    /* The owner leaves: the piece is free for one new owner. */
+    picker_unreserve(p, 1, &b[0]);
+    CU_ASSERT_EQUAL(picker_reserve(p, 2, only0, other, 8), 4);
     picker_free(p);
 }
 
@@ -763,6 +797,7 @@ int test_picker_register(void)
         {"completed piece holds block bytes", test_picker_completed_piece_holds_block_bytes},
         {"piece failed blames senders and refetches",
          test_picker_piece_failed_blames_senders_and_refetches},
+        {"failed piece retried from one peer", test_picker_failed_piece_retried_from_one_peer},
         {"resume bitfield counts as done", test_picker_resume_bitfield_counts_as_done},
         {"bytes left drops only when verified", test_picker_bytes_left_drops_only_when_verified},
         {"stress: eight peer threads", test_picker_stress_eight_peer_threads},
