@@ -344,6 +344,7 @@ enum pt_err metainfo_parse(const uint8_t *data, size_t len, struct metainfo *out
 enum pt_err metainfo_load(const char *path, struct metainfo *out, struct pt_errctx *err)
 {
     memset(out, 0, sizeof *out);
+    out->creation_date = -1;
     struct buf b;
     buf_init(&b);
     enum pt_err e = buf_read_file(&b, path, METAINFO_MAX_FILE_SIZE);

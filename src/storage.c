@@ -243,15 +243,16 @@ enum pt_err storage_read(struct storage *s, uint64_t offset, uint8_t *out, uint3
 enum pt_err storage_sync(struct storage *s, struct pt_errctx *ctx)
 {
     enum pt_err err = PT_OK;
-    pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->meta->file_count; i++) {
-        if (s->fds[i] >= 0 && fsync(s->fds[i]) < 0 && err == PT_OK) {
+        pthread_mutex_lock(&s->lock); /* only to read the slot: never fsync under it */
+        int fd = s->fds[i];
+        pthread_mutex_unlock(&s->lock);
+        if (fd >= 0 && fsync(fd) < 0 && err == PT_OK) {
             int saved = errno;
             err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s/%s: fsync: %s",
                           s->dir, s->meta->files[i].path, strerror(saved));
         }
     }
-    pthread_mutex_unlock(&s->lock);
     return err;
 }
 
