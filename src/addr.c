@@ -94,6 +94,12 @@ bool addr_from_sockaddr(const struct sockaddr *sa, struct peer_addr *out)
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) { /* a dual-stack socket's IPv4 peer */
+            out->family = AF_INET;
+            memcpy(out->ip, s6->sin6_addr.s6_addr + 12, 4);
+            out->port = ntohs(s6->sin6_port);
+            return true;
+        }
         out->family = AF_INET6;
         memcpy(out->ip, &s6->sin6_addr, 16);
         out->port = ntohs(s6->sin6_port);

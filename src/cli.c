@@ -37,6 +37,7 @@ static const char *const top_usage =
     "  info FILE.torrent            show what a torrent holds\n"
     "  download -t FILE.torrent -o DIR\n"
     "                               download a torrent into DIR\n"
+    "  seed -t FILE.torrent -d DIR  upload the complete data in DIR to others\n"
     "  help COMMAND                 show the options of COMMAND\n"
     "\n"
     "  ptorrent --help | --version\n";
@@ -182,24 +183,43 @@ static int cmd_info(int argc, char **argv)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+#define SESSION_OPTIONS_HELP                                                                       \
+    "  -q, --quiet             no progress line and no summary\n"                                  \
+    "  -v, --verbose           log connections and tracker replies (twice: debug)\n"               \
+    "      --port N            listen on port N (default 6881, or the next free one;\n"            \
+    "                          0: any); the tracker is told the port really used\n"              \
+    "      --peer HOST:PORT    also connect to this peer (repeatable; numeric IPv4\n"              \
+    "                          or [IPv6])\n"                                                       \
+    "      --max-peers N       peer connections at once, in and out (default 50)\n"               \
+    "      --peer-timeout S    drop a peer that leaves requests unanswered for S\n"                \
+    "                          seconds (default 60)\n"                                             \
+    "      --max-download-rate KIB   limit over all peers, KiB/s (default: none)\n"              \
+    "      --max-upload-rate KIB     limit over all peers, KiB/s (default: none)\n"              \
+    "      --seed-ratio R      seed until uploaded = R x the torrent's size\n"                     \
+    "      --seed-time MIN     seed for MIN minutes after completion\n"                            \
+    "      --stats-json FILE   write figures about the run to FILE at exit\n"                      \
+    "  -h, --help              show this help\n"
+
 static const char *const download_usage =
     "usage: ptorrent download -t FILE.torrent -o DIR [OPTIONS]\n"
     "\n"
     "Downloads the torrent into DIR, verifying every piece, and exits when all\n"
-    "of it is on disk.\n"
+    "of it is on disk (or, with --seed-ratio/--seed-time, after seeding that\n"
+    "long). An interrupted download resumes where it stopped: the state is kept\n"
+    "in DIR/.ptorrent/.\n"
     "\n"
     "  -t, --torrent FILE      the .torrent file\n"
-    "  -o, --output DIR        where the files go (created if missing)\n"
-    "  -q, --quiet             no progress line and no summary\n"
-    "  -v, --verbose           log connections and tracker replies (twice: debug)\n"
-    "      --port N            port told to the tracker (default 6881)\n"
-    "      --peer HOST:PORT    also connect to this peer (repeatable; numeric IPv4\n"
-    "                          or [IPv6])\n"
-    "      --max-peers N       peer connections at once (default 50)\n"
-    "      --peer-timeout S    drop a peer that leaves requests unanswered for S\n"
-    "                          seconds (default 60)\n"
-    "      --stats-json FILE   write figures about the run to FILE at exit\n"
-    "  -h, --help              show this help\n";
+    "  -o, --output DIR        where the files go (created if missing)\n" SESSION_OPTIONS_HELP;
+
+static const char *const seed_usage =
+    "usage: ptorrent seed -t FILE.torrent -d DIR [OPTIONS]\n"
+    "\n"
+    "Checks the data in DIR (trusting DIR/.ptorrent/ when it is valid, else\n"
+    "hashing every piece) and uploads it to other peers until interrupted, or\n"
+    "until --seed-ratio or --seed-time is reached.\n"
+    "\n"
+    "  -t, --torrent FILE      the .torrent file\n"
+    "  -d, --dir DIR           the directory holding the torrent's data\n" SESSION_OPTIONS_HELP;
 
 /* Parses a whole decimal number in [lo, hi]. */
 static bool parse_uint(const char *s, long lo, long hi, long *out)
@@ -213,51 +233,94 @@ static bool parse_uint(const char *s, long lo, long hi, long *out)
     return true;
 }
 
-enum { OPT_PORT = 256, OPT_PEER, OPT_MAX_PEERS, OPT_STATS, OPT_PEER_TIMEOUT };
+static bool parse_ratio(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *s == '\0' || *end != '\0' || !(v >= 0 && v <= 1e6))
+        return false;
+    *out = v;
+    return true;
+}
 
-static int download_option(struct session_config *cfg, int c, const char *arg)
+enum {
+    OPT_PORT = 256,
+    OPT_PEER,
+    OPT_MAX_PEERS,
+    OPT_STATS,
+    OPT_PEER_TIMEOUT,
+    OPT_SEED_RATIO,
+    OPT_SEED_TIME,
+    OPT_MAX_DOWN,
+    OPT_MAX_UP
+};
+
+/* Options shared by download and seed. Returns 0, or the usage exit code. */
+static int session_option(struct session_config *cfg, const char *usage, int c, const char *arg)
 {
     long v;
     switch (c) {
     case 't': cfg->torrent_path = arg; return 0;
-    case 'o': cfg->out_dir = arg; return 0;
+    case 'o': case 'd': cfg->out_dir = arg; return 0;
     case 'q': cfg->quiet = true; return 0;
     case 'v': cfg->verbose++; return 0;
     case OPT_STATS: cfg->stats_json = arg; return 0;
     case OPT_PORT:
         if (!parse_uint(arg, 0, 65535, &v))
-            return usage_error(download_usage, "--port: '%s' is not a port number", arg);
+            return usage_error(usage, "--port: '%s' is not a port number", arg);
         cfg->port = (uint16_t)v;
         return 0;
     case OPT_MAX_PEERS:
         if (!parse_uint(arg, 1, 1000, &v))
-            return usage_error(download_usage, "--max-peers: '%s' is not in 1..1000", arg);
+            return usage_error(usage, "--max-peers: '%s' is not in 1..1000", arg);
         cfg->max_peers = (unsigned)v;
         return 0;
     case OPT_PEER_TIMEOUT:
         if (!parse_uint(arg, 1, 3600, &v))
-            return usage_error(download_usage, "--peer-timeout: '%s' is not in 1..3600", arg);
+            return usage_error(usage, "--peer-timeout: '%s' is not in 1..3600", arg);
         cfg->peer_timeout_s = (int)v;
+        return 0;
+    case OPT_SEED_TIME:
+        if (!parse_uint(arg, 0, 10L * 365 * 24 * 60, &v))
+            return usage_error(usage, "--seed-time: '%s' is not a number of minutes", arg);
+        cfg->seed_time_s = (int64_t)v * 60;
+        return 0;
+    case OPT_SEED_RATIO:
+        if (!parse_ratio(arg, &cfg->seed_ratio))
+            return usage_error(usage, "--seed-ratio: '%s' is not a ratio (e.g. 1.5)", arg);
+        return 0;
+    case OPT_MAX_DOWN:
+    case OPT_MAX_UP:
+        if (!parse_uint(arg, 1, 100L * 1024 * 1024, &v))
+            return usage_error(usage, "%s: '%s' is not a rate in KiB/s",
+                               c == OPT_MAX_DOWN ? "--max-download-rate" : "--max-upload-rate",
+                               arg);
+        *(c == OPT_MAX_DOWN ? &cfg->max_download_rate : &cfg->max_upload_rate) =
+            (uint64_t)v * 1024;
         return 0;
     case OPT_PEER:
         if (cfg->peer_count == SESSION_MAX_CLI_PEERS)
-            return usage_error(download_usage, "too many --peer options (at most %d)",
+            return usage_error(usage, "too many --peer options (at most %d)",
                                SESSION_MAX_CLI_PEERS);
         if (addr_parse(arg, &cfg->peers[cfg->peer_count]) != PT_OK)
-            return usage_error(download_usage,
-                               "--peer: '%s' is not HOST:PORT with a numeric address", arg);
+            return usage_error(usage, "--peer: '%s' is not HOST:PORT with a numeric address",
+                               arg);
         cfg->peer_count++;
         return 0;
     default:
-        return usage_error(download_usage, "bad option");
+        return usage_error(usage, "bad option");
     }
 }
 
-static int cmd_download(int argc, char **argv)
+/* `download` and `seed`: the same session, another mode and directory flag. */
+static int run_session_command(int argc, char **argv, enum session_mode mode)
 {
+    const char *usage = mode == SESSION_SEED ? seed_usage : download_usage;
     static const struct option opts[] = {
         {"torrent", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
+        {"dir", required_argument, NULL, 'd'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -265,28 +328,49 @@ static int cmd_download(int argc, char **argv)
         {"peer", required_argument, NULL, OPT_PEER},
         {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
         {"peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT},
+        {"seed-ratio", required_argument, NULL, OPT_SEED_RATIO},
+        {"seed-time", required_argument, NULL, OPT_SEED_TIME},
+        {"max-download-rate", required_argument, NULL, OPT_MAX_DOWN},
+        {"max-upload-rate", required_argument, NULL, OPT_MAX_UP},
         {"stats-json", required_argument, NULL, OPT_STATS},
         {NULL, 0, NULL, 0}};
     struct session_config cfg;
     session_config_init(&cfg);
+    cfg.mode = mode;
+    const char *shortopts = mode == SESSION_SEED ? "t:d:qvh" : "t:o:qvh";
     int c;
-    while ((c = getopt_long(argc, argv, "t:o:qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         if (c == 'h')
-            return printf("%s", download_usage), CLI_EXIT_OK;
-        if (download_option(&cfg, c, optarg) != 0)
+            return printf("%s", usage), CLI_EXIT_OK;
+        if ((c == 'o' && mode == SESSION_SEED) || (c == 'd' && mode == SESSION_DOWNLOAD))
+            return usage_error(usage, "use %s for the directory",
+                               mode == SESSION_SEED ? "-d" : "-o");
+        if (session_option(&cfg, usage, c, optarg) != 0)
             return CLI_EXIT_USAGE;
     }
     if (optind != argc)
-        return usage_error(download_usage, "unexpected argument '%s'", argv[optind]);
+        return usage_error(usage, "unexpected argument '%s'", argv[optind]);
     if (!cfg.torrent_path || !cfg.out_dir)
-        return usage_error(download_usage, "download needs -t FILE.torrent and -o DIR");
+        return usage_error(usage, "%s needs -t FILE.torrent and %s DIR", argv[0],
+                           mode == SESSION_SEED ? "-d" : "-o");
     log_set_level(cfg.verbose >= 2 ? LOG_DEBUG : cfg.verbose == 1 ? LOG_INFO : LOG_WARN);
-    return session_download(&cfg);
+    return session_run(&cfg);
+}
+
+static int cmd_download(int argc, char **argv)
+{
+    return run_session_command(argc, argv, SESSION_DOWNLOAD);
+}
+
+static int cmd_seed(int argc, char **argv)
+{
+    return run_session_command(argc, argv, SESSION_SEED);
 }
 
 static const struct command commands[] = {
     {"info", cmd_info, info_usage},
     {"download", cmd_download, download_usage},
+    {"seed", cmd_seed, seed_usage},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

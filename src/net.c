@@ -51,7 +51,8 @@ static enum pt_err wait_connected(int fd, int timeout_ms, const atomic_bool *sto
         if (stopped(stop))
             return PT_ERR_STOPPED;
         struct pollfd p = {fd, POLLOUT, 0};
-        int n = poll(&p, 1, NET_IO_SLICE_MS);
+        int slice = timeout_ms - waited < NET_IO_SLICE_MS ? timeout_ms - waited : NET_IO_SLICE_MS;
+        int n = poll(&p, 1, slice); /* the last slice only waits what is left */
         if (n < 0 && errno != EINTR)
             return PT_ERR_CONNECT;
         if (n > 0) {

@@ -7,6 +7,11 @@
  *                                  top up the request pipeline;
  *                                  wait (bounded) for bytes; read one message }
  *
+ * Serving runs in the same loop: requests from a peer we have unchoked (the
+ * choker decides, through peer_link.unchoke) are queued, and one block is
+ * read with pread and sent per turn, so downloading and uploading interleave.
+ * New pieces we verify are announced with HAVE at each housekeeping tick.
+ *
  * The thread never holds a lock while it blocks: the picker, the swarm and the
  * writer each lock internally for a few memory operations per call. Requests
  * in flight are tracked here (they are this thread's) and given back to the
@@ -22,6 +27,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "buf.h"
 #include "log.h"
 #include "net.h"
 #include "sha1.h"
@@ -37,16 +43,27 @@ struct inflight {
 
 struct peer_conn {
     struct peer_shared *sh;
+    struct peer_link *link;
     uint16_t id;
+    bool inbound;        /* the peer dialled us: it sends its handshake first */
     char name[ADDR_STRLEN];
     int fd;
     struct net_reader *rd;
     uint8_t *bitfield;   /* what the peer has */
     size_t bf_len;
+    uint32_t peer_pieces; /* bits set in `bitfield` */
     bool got_bitfield;
     bool reached;        /* handshake done */
     bool peer_choking;   /* the peer chokes us (BEP 3 initial state) */
     bool am_interested;
+    bool am_choking;     /* what we last told the peer (BEP 3 initial state) */
+    struct picker_block *reqs; /* the peer's requests to serve, oldest first */
+    size_t nreqs;
+    uint8_t *told;       /* pieces we have announced (bitfield or HAVE) */
+    uint8_t *have_now;   /* scratch: our bitfield, copied from the picker */
+    uint32_t told_count;
+    uint8_t *up;         /* 13-byte PIECE header + a block, for serving */
+    uint64_t up_bytes;   /* reported to the swarm at the end */
     struct inflight *q;  /* requests in flight, oldest first */
     size_t nq;
     size_t depth;        /* pipeline target */
@@ -78,17 +95,136 @@ static enum pt_err send_simple(struct peer_conn *c, enum wire_id id)
     return send_bytes(c, m, wire_put_simple(m, id));
 }
 
-static enum pt_err handshake(struct peer_conn *c)
+/* Reads and checks the peer's handshake. */
+static enum pt_err read_handshake(struct peer_conn *c)
 {
     uint8_t hs[WIRE_HANDSHAKE_LEN];
-    wire_handshake_build(hs, c->sh->meta->info_hash, c->sh->peer_id, NULL);
-    enum pt_err err = send_bytes(c, hs, sizeof hs);
-    if (err == PT_OK)
-        err = net_read_exact(c->rd, hs, sizeof hs, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
+    enum pt_err err = net_read_exact(c->rd, hs, sizeof hs, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
     if (err == PT_OK)
         err = wire_handshake_parse(hs, c->sh->meta->info_hash, NULL, NULL);
     if (err == PT_OK && memcmp(hs + 48, c->sh->peer_id, 20) == 0)
         err = PT_ERR_HANDSHAKE; /* we dialled ourselves */
+    if (err == PT_ERR_HANDSHAKE)
+        c->why = "bad handshake (protocol, info hash or our own peer id)";
+    return err;
+}
+
+/* Outbound: we speak first. Inbound: we check who is calling (and for which
+ * torrent) before saying anything. */
+static enum pt_err handshake(struct peer_conn *c)
+{
+    uint8_t hs[WIRE_HANDSHAKE_LEN];
+    wire_handshake_build(hs, c->sh->meta->info_hash, c->sh->peer_id, NULL);
+    enum pt_err err = c->inbound ? read_handshake(c) : PT_OK;
+    if (err == PT_OK)
+        err = send_bytes(c, hs, sizeof hs);
+    if (err == PT_OK && !c->inbound)
+        err = read_handshake(c);
+    return err;
+}
+
+/* After the handshake: our bitfield, if we have anything (BEP 3 allows
+ * leaving it out when we have nothing). */
+static enum pt_err send_bitfield(struct peer_conn *c)
+{
+    picker_copy_bitfield(c->sh->picker, c->told);
+    c->told_count = 0;
+    for (uint32_t i = 0; i < c->sh->meta->piece_count; i++)
+        c->told_count += picker_bit(c->told, i);
+    if (c->told_count == 0)
+        return PT_OK;
+    uint8_t hdr[5];
+    enum pt_err err = send_bytes(c, hdr, wire_put_bitfield_header(hdr, c->bf_len));
+    return err == PT_OK ? send_bytes(c, c->told, c->bf_len) : err;
+}
+
+/* Sends HAVE for every piece verified since we last told the peer, in one
+ * write. */
+static enum pt_err announce_new_pieces(struct peer_conn *c)
+{
+    if (picker_pieces_done(c->sh->picker) == c->told_count)
+        return PT_OK;
+    picker_copy_bitfield(c->sh->picker, c->have_now);
+    struct buf out;
+    buf_init(&out);
+    for (uint32_t i = 0; i < c->sh->meta->piece_count; i++) {
+        if (!picker_bit(c->have_now, i) || picker_bit(c->told, i))
+            continue;
+        uint8_t m[9];
+        buf_append(&out, m, wire_put_have(m, i));
+        picker_set_bit(c->told, i);
+        c->told_count++;
+    }
+    enum pt_err err = buf_ok(&out) ? PT_OK : PT_ERR_NOMEM;
+    if (err == PT_OK && out.len > 0)
+        err = send_bytes(c, out.data, out.len);
+    buf_release(&out);
+    return err;
+}
+
+/* Tells the peer when the choker changed its mind; a choke drops the peer's
+ * queued requests (BEP 3). */
+static enum pt_err apply_choke(struct peer_conn *c)
+{
+    bool unchoke = atomic_load(&c->link->unchoke);
+    if (unchoke != c->am_choking)
+        return PT_OK;
+    c->am_choking = !unchoke;
+    if (c->am_choking)
+        c->nreqs = 0;
+    return send_simple(c, c->am_choking ? WIRE_CHOKE : WIRE_UNCHOKE);
+}
+
+/* REQUEST: queue it if it is for a verified piece, inside the piece, at
+ * most one block long, and we are not choking the peer. */
+static enum pt_err on_request(struct peer_conn *c, const struct wire_msg *m)
+{
+    uint32_t psize = metainfo_piece_size(c->sh->meta, m->index);
+    if (m->length == 0 || m->length > WIRE_MAX_BLOCK || m->begin > psize ||
+        m->length > psize - m->begin)
+        return c->why = "request outside the piece or over 16 KiB", PT_ERR_PROTOCOL;
+    if (c->am_choking || c->nreqs >= PEER_MAX_QUEUED_REQUESTS ||
+        !picker_have(c->sh->picker, m->index))
+        return PT_OK; /* dropped, as BEP 3 says for requests while choked */
+    c->reqs[c->nreqs++] = (struct picker_block){m->index, m->begin, m->length};
+    return PT_OK;
+}
+
+static void on_cancel(struct peer_conn *c, const struct wire_msg *m)
+{
+    for (size_t i = 0; i < c->nreqs; i++) {
+        if (c->reqs[i].piece == m->index && c->reqs[i].begin == m->begin &&
+            c->reqs[i].length == m->length) {
+            memmove(&c->reqs[i], &c->reqs[i + 1], (c->nreqs - i - 1) * sizeof c->reqs[0]);
+            c->nreqs--;
+            return;
+        }
+    }
+}
+
+/* Sends the oldest queued block: pread from storage, then one write. */
+static enum pt_err serve_one(struct peer_conn *c)
+{
+    struct picker_block r = c->reqs[0];
+    memmove(&c->reqs[0], &c->reqs[1], (c->nreqs - 1) * sizeof c->reqs[0]);
+    c->nreqs--;
+    enum pt_err err = ratelimit_take(c->sh->up_limit, r.length, c->sh->stop);
+    if (err != PT_OK)
+        return err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    uint64_t offset = (uint64_t)r.piece * c->sh->meta->piece_length + r.begin;
+    err = storage_read(c->sh->storage, offset, c->up + 13, r.length, &ctx);
+    if (err != PT_OK) {
+        log_error("cannot read block for upload: %s", ctx.msg);
+        return c->why = "our storage failed", err;
+    }
+    wire_put_piece_header(c->up, r.piece, r.begin, r.length);
+    err = send_bytes(c, c->up, 13 + (size_t)r.length);
+    if (err == PT_OK) {
+        c->up_bytes += r.length;
+        atomic_fetch_add(&c->link->bytes_to, r.length);
+        atomic_fetch_add(&c->sh->counters->uploaded, r.length);
+    }
     return err;
 }
 
@@ -182,13 +318,16 @@ static enum pt_err housekeeping(struct peer_conn *c, int64_t now)
     c->next_tick_ms = now + PEER_TICK_MS;
     if (swarm_banned(c->sh->swarm, c->id))
         return c->why = "banned", PT_ERR_STOPPED;
-    if (picker_is_complete(c->sh->picker))
-        return c->why = "download complete", PT_ERR_STOPPED;
+    if (c->peer_pieces == c->sh->meta->piece_count && picker_is_complete(c->sh->picker))
+        return c->why = "both sides have everything", PT_ERR_STOPPED;
     if (c->nq > 0 && now - c->last_block_ms > c->sh->snub_timeout_ms)
         return c->why = "snubbed: no requested data in time", PT_ERR_TIMEOUT;
     if (now - c->last_recv_ms > PEER_IDLE_TIMEOUT_MS)
         return c->why = "idle", PT_ERR_TIMEOUT;
     adapt_depth(c, now);
+    enum pt_err e = announce_new_pieces(c);
+    if (e != PT_OK)
+        return e;
     if (picker_in_endgame(c->sh->picker)) {
         enum pt_err err = cancel_unwanted(c);
         if (err != PT_OK)
@@ -241,6 +380,8 @@ static void count_block(struct peer_conn *c, uint32_t len, int64_t now)
     c->rate_bytes += len;
     c->last_block_ms = now;
     atomic_fetch_add(&c->sh->counters->downloaded, len);
+    atomic_fetch_add(&c->link->bytes_from, len);
+    atomic_store(&c->link->last_block_ms, now);
     int_fast64_t none = -1;
     atomic_compare_exchange_strong(&c->sh->counters->first_byte_ms, &none,
                                    now - c->sh->start_ms);
@@ -281,18 +422,22 @@ static enum pt_err read_piece(struct peer_conn *c, uint32_t len)
     count_block(c, blen, peer_now_ms());
     if (complete)
         finish_piece(c, &done);
-    return PT_OK;
+    /* The download limit: wait for tokens before reading more from anyone. */
+    return ratelimit_take(c->sh->down_limit, blen, c->sh->stop);
 }
 
 static enum pt_err on_bitfield(struct peer_conn *c, const struct wire_msg *m)
 {
-    if (c->got_bitfield)
-        return c->why = "second bitfield", PT_ERR_PROTOCOL;
+    /* BEP 3 sends it once, first; aria2c may send another later, and haves
+     * may come first. Harmless either way: the latest picture replaces ours. */
     c->got_bitfield = true;
-    /* Haves may have come first (against BEP 3, but harmless): replace them. */
     picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
     memcpy(c->bitfield, m->payload, c->bf_len);
     picker_peer_add_bitfield(c->sh->picker, c->bitfield);
+    c->peer_pieces = 0;
+    for (uint32_t i = 0; i < c->sh->meta->piece_count; i++)
+        c->peer_pieces += picker_bit(c->bitfield, i);
+    atomic_store(&c->link->peer_is_seed, c->peer_pieces == c->sh->meta->piece_count);
     return update_interest(c);
 }
 
@@ -302,6 +447,8 @@ static enum pt_err on_have(struct peer_conn *c, uint32_t index)
         return PT_OK;
     picker_set_bit(c->bitfield, index);
     picker_peer_have(c->sh->picker, index);
+    if (++c->peer_pieces == c->sh->meta->piece_count)
+        atomic_store(&c->link->peer_is_seed, true);
     return update_interest(c);
 }
 
@@ -327,10 +474,17 @@ static enum pt_err handle_message(struct peer_conn *c, int id, uint32_t len)
         return on_have(c, m.index);
     case WIRE_BITFIELD:
         return on_bitfield(c, &m);
-    default:
-        /* interested/not interested/request/cancel matter once we upload;
-         * port, extended and unknown ids are skipped. */
+    case WIRE_INTERESTED:
+    case WIRE_NOT_INTERESTED:
+        atomic_store(&c->link->peer_interested, m.id == WIRE_INTERESTED);
         return PT_OK;
+    case WIRE_REQUEST:
+        return on_request(c, &m);
+    case WIRE_CANCEL:
+        on_cancel(c, &m);
+        return PT_OK;
+    default:
+        return PT_OK; /* port, extended and unknown ids are skipped */
     }
 }
 
@@ -362,7 +516,9 @@ static enum pt_err run(struct peer_conn *c)
         return err;
     c->reached = true;
     swarm_reached(c->sh->swarm, c->id);
-    log_info("connected");
+    atomic_store(&c->link->active, true);
+    log_info("connected (%s)", c->inbound ? "inbound" : "outbound");
+    err = send_bitfield(c);
     while (err == PT_OK) {
         if (atomic_load(c->sh->stop))
             return c->why = "stopping", PT_ERR_STOPPED;
@@ -370,9 +526,14 @@ static enum pt_err run(struct peer_conn *c)
         if (now >= c->next_tick_ms)
             err = housekeeping(c, now);
         if (err == PT_OK)
-            err = fill_pipeline(c);
+            err = apply_choke(c);
         if (err == PT_OK)
-            err = net_reader_wait(c->rd, PEER_TICK_MS);
+            err = fill_pipeline(c);
+        if (err == PT_OK && c->nreqs > 0)
+            err = serve_one(c);
+        /* With blocks to serve, only glance at the socket; else wait a tick. */
+        if (err == PT_OK)
+            err = net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS);
         if (err == PT_ERR_TIMEOUT)
             err = PT_OK; /* nothing yet: loop for housekeeping */
         else if (err == PT_OK)
@@ -385,8 +546,11 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
 {
     memset(c, 0, sizeof *c);
     c->sh = a->shared;
+    c->link = a->link;
     c->id = a->id;
     c->fd = a->fd;
+    c->inbound = a->fd >= 0;
+    c->am_choking = true;
     addr_format(&a->addr, c->name);
     c->bf_len = wire_bitfield_len(c->sh->meta->piece_count);
     c->bitfield = calloc(1, c->bf_len);
@@ -394,17 +558,24 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->q = malloc(PEER_PIPELINE_MAX * sizeof *c->q);
     c->scratch = malloc(WIRE_MAX_BLOCK);
     c->msg = malloc(WIRE_MAX_MESSAGE);
+    c->reqs = malloc(PEER_MAX_QUEUED_REQUESTS * sizeof *c->reqs);
+    c->told = calloc(1, c->bf_len);
+    c->have_now = calloc(1, c->bf_len);
+    c->up = malloc(13 + WIRE_MAX_BLOCK);
     c->peer_choking = true;
     c->depth = PEER_PIPELINE_START;
     int64_t now = peer_now_ms();
     c->last_recv_ms = c->last_send_ms = c->rate_start_ms = now;
-    return c->bitfield && c->rd && c->q && c->scratch && c->msg;
+    return c->bitfield && c->rd && c->q && c->scratch && c->msg && c->reqs && c->told &&
+           c->have_now && c->up;
 }
 
 static void conn_release(struct peer_conn *c)
 {
-    give_back_all(c);
-    picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
+    if (c->q)
+        give_back_all(c);
+    if (c->bitfield)
+        picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
     if (c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
         close(c->fd);
@@ -414,6 +585,10 @@ static void conn_release(struct peer_conn *c)
     free(c->q);
     free(c->scratch);
     free(c->msg);
+    free(c->reqs);
+    free(c->told);
+    free(c->have_now);
+    free(c->up);
 }
 
 void peer_thread_main(void *arg)
@@ -434,8 +609,10 @@ void peer_thread_main(void *arg)
     }
     if (err != PT_ERR_STOPPED || (c.why && strcmp(c.why, "stopping") != 0))
         log_info("disconnected: %s", c.why ? c.why : pt_strerror(err));
-    swarm_add_bytes(c.sh->swarm, c.id, c.down_bytes, 0);
+    swarm_add_bytes(c.sh->swarm, c.id, c.down_bytes, c.up_bytes);
     swarm_release(c.sh->swarm, c.id, !c.reached, peer_now_ms());
     conn_release(&c);
+    atomic_store(&a->link->active, false);
+    atomic_store(&a->link->done, true); /* last touch: the main thread may reuse it */
     free(a);
 }

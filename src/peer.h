@@ -22,6 +22,8 @@
 #include "addr.h"
 #include "metainfo.h"
 #include "picker.h"
+#include "ratelimit.h"
+#include "storage.h"
 #include "swarm.h"
 #include "writer.h"
 
@@ -37,6 +39,9 @@
 #define PEER_PIPELINE_START 32
 #define PEER_PIPELINE_MAX 500
 #define PEER_PIPELINE_SECONDS 2
+/* Requests from a peer we queue before serving; BEP 3 clients keep far fewer
+ * in flight (libtorrent's default is 500 over all its peers' pipes). */
+#define PEER_MAX_QUEUED_REQUESTS 256
 
 /* Counters the whole session publishes: C11 atomics, no lock. */
 struct session_counters {
@@ -45,6 +50,23 @@ struct session_counters {
     atomic_uint_fast64_t uploaded;
     atomic_uint_fast32_t hash_failures;
     atomic_int_fast64_t first_byte_ms; /* ms since start of the first block; -1 none */
+};
+
+/* What the main thread (the choker) and one peer thread share about one
+ * connection. Every field is an atomic: the peer thread writes the counters
+ * and the peer's interest, the choker writes `unchoke`. `connected_ms` is set
+ * before the thread starts. The main thread reuses a link after its thread
+ * has set `done`. */
+struct peer_link {
+    atomic_bool active;            /* past the handshake, not yet ended */
+    atomic_bool done;              /* the thread is finished with this link */
+    atomic_bool peer_interested;   /* the peer is interested in us */
+    atomic_bool peer_is_seed;      /* the peer has every piece */
+    atomic_bool unchoke;           /* the choker wants this peer unchoked */
+    atomic_uint_fast64_t bytes_from; /* block bytes the peer sent us */
+    atomic_uint_fast64_t bytes_to;   /* block bytes we sent the peer */
+    atomic_int_fast64_t last_block_ms; /* when it last sent us a block; -1 never */
+    int64_t connected_ms;
 };
 
 /* What every peer thread shares. The pointers and plain fields are set
@@ -56,7 +78,9 @@ struct peer_shared {
     struct writer *writer;   /* its own mutex */
     struct swarm *swarm;     /* its own mutex */
     const atomic_bool *stop; /* set by the main thread to end every peer */
+    struct storage *storage; /* its own lock; pread of verified pieces */
     struct session_counters *counters;
+    struct ratelimit *down_limit, *up_limit; /* shared token buckets (own mutex) */
     int64_t start_ms;        /* session start, for first_byte_ms */
     int snub_timeout_ms;     /* no requested data for this long: drop the peer */
 };
@@ -67,6 +91,7 @@ struct peer_args {
     uint16_t id;            /* swarm id */
     struct peer_addr addr;
     int fd;                 /* an accepted socket, or -1 to dial addr */
+    struct peer_link *link; /* shared with the choker; the thread sets link->done last */
 };
 
 /* Pool entry point: runs the connection to its end, then releases the swarm

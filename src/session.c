@@ -1,15 +1,25 @@
 /*
  * session: DESIGN
  *
+ * Before the loop: load the resume file (or recheck what is on disk), open
+ * the storage, start the writer, listen on --port.
+ *
  * The main thread's loop, about ten times a second:
  *
- *   1. stop?        a signal, a writer error, or every piece on disk;
+ *   1. stop?        a signal, a writer error, or done: every piece on disk
+ *                   and the seeding limits (--seed-ratio/--seed-time) met;
  *   2. reap         join peer threads that ended, freeing their pool slots;
  *   3. dial         start a peer thread for each candidate the swarm offers,
  *                   while the pool has free slots;
- *   4. announce     when the tracker's interval is up, or early when we are
+ *   4. choke        every 10 s (sooner when a new peer is waiting and slots
+ *                   are free), the choker picks whom we upload to;
+ *   5. announce     when the tracker's interval is up, or early when we are
  *                   starved of peers (never more often than min interval);
- *   5. progress     redraw the status line.
+ *   6. resume       every few seconds, if pieces were written: fsync the
+ *                   data, then write the resume file atomically;
+ *   7. progress     redraw the status line;
+ *   8. accept       wait up to one tick for an inbound peer (this is the
+ *                   loop's sleep) and hand it to the same bounded pool.
  *
  * Shutdown follows STYLE.md: set the stop flag, let every peer thread notice
  * it (their reads wake every NET_IO_SLICE_MS), join them all, drain and join
@@ -29,20 +39,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "choker.h"
 #include "cli.h"
+#include "listener.h"
 #include "log.h"
 #include "metainfo.h"
 #include "peer.h"
 #include "picker.h"
 #include "pool.h"
 #include "progress.h"
+#include "ratelimit.h"
+#include "resume.h"
 #include "sha1.h"
 #include "stats.h"
 #include "storage.h"
 #include "swarm.h"
 #include "tracker.h"
 #include "units.h"
+#include "wire.h"
 #include "writer.h"
 
 #define SESSION_TICK_MS 100
@@ -55,6 +74,11 @@
 #define SESSION_STARVED_ANNOUNCE_MS 20000
 #define SESSION_NUMWANT 200
 #define SESSION_STOPPED_TIMEOUT_S 3
+/* How often the resume file is rewritten while pieces complete: at most this
+ * much verified data is fetched again after a crash. */
+#define SESSION_RESUME_INTERVAL_MS 5000
+/* Peer links the choker can look at in one round (the --max-peers cap). */
+#define SESSION_MAX_LINKS 1000
 /* Bytes of verified pieces waiting for the disk: bounds memory, not speed. */
 #define SESSION_WRITE_QUEUE_BYTES (32u << 20)
 
@@ -69,6 +93,16 @@ static void on_signal(int sig)
     atomic_store(&g_stop, true);
 }
 
+/* Pieces on disk, for the resume file. Written by the writer thread (its
+ * on_written callback), read by the main thread.
+ * Locking: `lock` guards bitfield, count and dirty. */
+struct written {
+    pthread_mutex_t lock;
+    uint8_t *bitfield;
+    uint32_t count;
+    bool dirty; /* changed since the resume file was last written */
+};
+
 struct session {
     const struct session_config *cfg;
     struct metainfo meta;
@@ -78,9 +112,24 @@ struct session {
     struct swarm *swarm;
     struct pool *pool;
     struct tracker_list *trackers;
+    struct listener *listener;
+    struct ratelimit *down_limit, *up_limit;
     struct session_counters counters;
     struct peer_shared shared;
     struct progress progress;
+    struct written written;
+    /* Main thread only: one link per possible peer thread, and what the
+     * choker saw of each last round (to turn counters into rates). */
+    struct peer_link *links;
+    bool *link_busy;
+    uint64_t *prev_from, *prev_to;
+    struct choker choker;
+    int64_t last_choke_ms;
+    int64_t last_resume_ms;
+    uint16_t port;          /* really bound */
+    bool completed_sent;    /* event=completed told to the tracker */
+    bool started_complete;  /* every piece was on disk before we began */
+    uint64_t resumed_up, resumed_down; /* totals from earlier runs */
     /* Tracker state: main thread only. */
     int64_t next_announce_ms, last_announce_ms, min_interval_ms;
     unsigned tracker_failures;
@@ -98,6 +147,8 @@ void session_config_init(struct session_config *cfg)
     cfg->port = SESSION_DEFAULT_PORT;
     cfg->max_peers = SESSION_DEFAULT_MAX_PEERS;
     cfg->peer_timeout_s = 60;
+    cfg->seed_ratio = -1;
+    cfg->seed_time_s = -1;
 }
 
 static void install_signals(void)
@@ -108,12 +159,6 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* a signal cuts it short: that is what we want */
 }
 
 /* BEP 20 style: "-PT0100-" then 12 random bytes. */
@@ -134,9 +179,9 @@ static void fill_request(struct session *s, struct tracker_request *req, enum tr
     memset(req, 0, sizeof *req);
     memcpy(req->info_hash, s->meta.info_hash, 20);
     memcpy(req->peer_id, s->shared.peer_id, 20);
-    req->port = s->cfg->port;
-    req->downloaded = atomic_load(&s->counters.downloaded);
-    req->uploaded = atomic_load(&s->counters.uploaded);
+    req->port = s->port;
+    req->downloaded = atomic_load(&s->counters.downloaded) + s->resumed_down;
+    req->uploaded = atomic_load(&s->counters.uploaded) + s->resumed_up;
     req->left = picker_bytes_left(s->picker);
     req->event = ev;
     req->numwant = ev == TRACKER_EVENT_STOPPED ? 0 : SESSION_NUMWANT;
@@ -190,7 +235,10 @@ static bool announce(struct session *s, enum tracker_event ev)
         backoff *= 2;
     s->next_announce_ms = now + (backoff < SESSION_TRACKER_BACKOFF_MAX_MS
                                      ? backoff : SESSION_TRACKER_BACKOFF_MAX_MS);
-    bool alone = swarm_known(s->swarm) == 0 && !s->tracker_ever_ok;
+    /* A seed waits for peers to come to it; a download with nobody to ask
+     * cannot make progress. */
+    bool alone = s->cfg->mode == SESSION_DOWNLOAD && swarm_known(s->swarm) == 0 &&
+                 !s->tracker_ever_ok;
     bool give_up = alone && (err == PT_ERR_TRACKER_FAILURE ||
                              s->tracker_failures >= SESSION_TRACKER_TRIES);
     progress_clear(&s->progress);
@@ -203,27 +251,136 @@ static bool announce(struct session *s, enum tracker_event ev)
     return true;
 }
 
+/* A free link, reset for a new connection, or NULL. */
+static struct peer_link *take_link(struct session *s, int64_t now)
+{
+    for (unsigned i = 0; i < s->cfg->max_peers; i++) {
+        if (s->link_busy[i])
+            continue;
+        struct peer_link *l = &s->links[i];
+        s->link_busy[i] = true;
+        atomic_store(&l->active, false);
+        atomic_store(&l->done, false);
+        atomic_store(&l->peer_interested, false);
+        atomic_store(&l->peer_is_seed, false);
+        atomic_store(&l->unchoke, false);
+        atomic_store(&l->bytes_from, 0);
+        atomic_store(&l->bytes_to, 0);
+        atomic_store(&l->last_block_ms, -1);
+        l->connected_ms = now;
+        s->prev_from[i] = s->prev_to[i] = 0;
+        return l;
+    }
+    return NULL;
+}
+
+/* Links whose thread has finished can be reused. */
+static void reap_links(struct session *s)
+{
+    for (unsigned i = 0; i < s->cfg->max_peers; i++)
+        if (s->link_busy[i] && atomic_load(&s->links[i].done))
+            s->link_busy[i] = false;
+}
+
+/* Starts a peer thread for swarm entry `id`: dialled (fd < 0) or accepted.
+ * On failure the swarm entry is released and the socket closed. */
+static bool start_peer(struct session *s, uint16_t id, const struct peer_addr *addr, int fd,
+                       int64_t now)
+{
+    struct peer_args *a = malloc(sizeof *a);
+    struct peer_link *link = a ? take_link(s, now) : NULL;
+    if (a && link) {
+        *a = (struct peer_args){&s->shared, id, *addr, fd, link};
+        if (pool_start(s->pool, peer_thread_main, a) == PT_OK)
+            return true;
+        s->link_busy[link - s->links] = false;
+    }
+    free(a);
+    if (fd >= 0)
+        close(fd);
+    swarm_release(s->swarm, id, false, now);
+    return false;
+}
+
 static void dial_peers(struct session *s, int64_t now)
 {
     s->starved = false;
     while (pool_running(s->pool) < pool_max(s->pool)) {
-        struct peer_args *a = malloc(sizeof *a);
-        if (!a)
-            return;
-        a->id = swarm_take(s->swarm, now, &a->addr);
-        if (a->id == 0) {
-            free(a);
+        struct peer_addr addr;
+        uint16_t id = swarm_take(s->swarm, now, &addr);
+        if (id == 0) {
             s->starved = true;
             return;
         }
-        a->shared = &s->shared;
-        a->fd = -1;
-        if (pool_start(s->pool, peer_thread_main, a) != PT_OK) {
-            swarm_release(s->swarm, a->id, false, now);
-            free(a);
+        if (!start_peer(s, id, &addr, -1, now))
             return;
-        }
     }
+}
+
+/* The loop's sleep: wait one tick for an inbound peer. */
+static void accept_peer(struct session *s, int64_t now)
+{
+    struct peer_addr addr;
+    int fd = listener_accept(s->listener, SESSION_TICK_MS, &addr);
+    if (fd < 0)
+        return;
+    uint16_t id = pool_running(s->pool) < pool_max(s->pool) ? swarm_add_inbound(s->swarm, &addr) : 0;
+    if (id == 0) { /* no free slot, banned, or already connected */
+        close(fd);
+        return;
+    }
+    start_peer(s, id, &addr, fd, now);
+}
+
+/* Is a new interested peer waiting while an upload slot is free? */
+static bool choke_round_wanted(struct session *s, int64_t now)
+{
+    if (choker_due(&s->choker, now))
+        return true;
+    unsigned unchoked = 0, waiting = 0;
+    for (unsigned i = 0; i < s->cfg->max_peers; i++) {
+        struct peer_link *l = &s->links[i];
+        if (!s->link_busy[i] || !atomic_load(&l->active))
+            continue;
+        bool u = atomic_load(&l->unchoke);
+        unchoked += u;
+        waiting += !u && atomic_load(&l->peer_interested);
+    }
+    return waiting > 0 && unchoked < CHOKER_REGULAR_SLOTS + 1 &&
+           now - s->last_choke_ms >= 1000;
+}
+
+static void run_choker(struct session *s, int64_t now)
+{
+    if (!choke_round_wanted(s, now))
+        return;
+    struct choker_peer cp[SESSION_MAX_LINKS];
+    unsigned idx[SESSION_MAX_LINKS];
+    size_t n = 0;
+    double secs = (double)(now - s->last_choke_ms) / 1000.0;
+    if (secs < 0.001)
+        secs = 0.001;
+    for (unsigned i = 0; i < s->cfg->max_peers && n < SESSION_MAX_LINKS; i++) {
+        struct peer_link *l = &s->links[i];
+        if (!s->link_busy[i] || !atomic_load(&l->active))
+            continue;
+        uint64_t from = atomic_load(&l->bytes_from), to = atomic_load(&l->bytes_to);
+        cp[n] = (struct choker_peer){
+            .key = i,
+            .interested = atomic_load(&l->peer_interested),
+            .rate_from_peer = (uint64_t)((double)(from - s->prev_from[i]) / secs),
+            .rate_to_peer = (uint64_t)((double)(to - s->prev_to[i]) / secs),
+            .connected_ms = l->connected_ms,
+            .last_block_ms = atomic_load(&l->last_block_ms),
+        };
+        s->prev_from[i] = from;
+        s->prev_to[i] = to;
+        idx[n++] = i;
+    }
+    choker_run(&s->choker, cp, n, picker_is_complete(s->picker), now);
+    for (size_t k = 0; k < n; k++)
+        atomic_store(&s->links[idx[k]].unchoke, cp[k].unchoke);
+    s->last_choke_ms = now;
 }
 
 static void sample_progress(struct session *s, int64_t now, bool force)
@@ -237,6 +394,78 @@ static void sample_progress(struct session *s, int64_t now, bool force)
     if (ps.peers_connected > s->max_connected)
         s->max_connected = ps.peers_connected;
     progress_update(&s->progress, &ps, now, force);
+}
+
+static void on_piece_written(void *arg, uint32_t index)
+{
+    struct written *w = arg;
+    pthread_mutex_lock(&w->lock);
+    if (!picker_bit(w->bitfield, index)) {
+        picker_set_bit(w->bitfield, index);
+        w->count++;
+        w->dirty = true;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static uint32_t pieces_on_disk(struct session *s)
+{
+    pthread_mutex_lock(&s->written.lock);
+    uint32_t n = s->written.count;
+    pthread_mutex_unlock(&s->written.lock);
+    return n;
+}
+
+/* Copy the bitfield, fsync the data it describes, then write the resume
+ * file: a piece is never marked that is not durably on disk. */
+static void save_resume(struct session *s, bool force)
+{
+    size_t len = wire_bitfield_len(s->meta.piece_count);
+    uint8_t *bf = malloc(len);
+    if (!bf)
+        return;
+    pthread_mutex_lock(&s->written.lock);
+    bool dirty = s->written.dirty || force;
+    memcpy(bf, s->written.bitfield, len);
+    s->written.dirty = false;
+    pthread_mutex_unlock(&s->written.lock);
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    if (dirty && storage_sync(s->storage, &ctx) == PT_OK) {
+        struct resume_state st = {bf, atomic_load(&s->counters.uploaded) + s->resumed_up,
+                                  atomic_load(&s->counters.downloaded) + s->resumed_down};
+        if (resume_save(&s->meta, s->cfg->out_dir, &st, &ctx) != PT_OK)
+            log_warn("resume file not saved: %s", ctx.msg);
+    } else if (dirty) {
+        log_warn("resume file not saved: %s", ctx.msg);
+    }
+    free(bf);
+}
+
+/* Seeding limits after completion. With neither given, a download stops at
+ * once and a seed runs until interrupted. */
+static bool seeding_done(struct session *s, int64_t now)
+{
+    const struct session_config *c = s->cfg;
+    if (c->seed_ratio < 0 && c->seed_time_s < 0)
+        return c->mode == SESSION_DOWNLOAD;
+    uint64_t up = atomic_load(&s->counters.uploaded) + s->resumed_up;
+    if (c->seed_ratio >= 0 && (double)up >= c->seed_ratio * (double)s->meta.total_length)
+        return true;
+    return c->seed_time_s >= 0 && now - s->complete_ms >= c->seed_time_s * 1000;
+}
+
+/* Every piece is on disk: tell the tracker once, save the resume file. */
+static void on_complete(struct session *s, int64_t now)
+{
+    s->complete_ms = now;
+    save_resume(s, true);
+    if (!s->completed_sent && s->cfg->mode == SESSION_DOWNLOAD && !s->started_complete) {
+        progress_clear(&s->progress);
+        if (!s->cfg->quiet)
+            fprintf(stderr, "download complete\n");
+        announce(s, TRACKER_EVENT_COMPLETED);
+    }
+    s->completed_sent = true;
 }
 
 /* The main loop. Returns the exit code. */
@@ -254,19 +483,25 @@ static int run_loop(struct session *s)
             fprintf(stderr, "ptorrent: cannot write: %s\n", ctx.msg);
             return CLI_EXIT_FAILURE;
         }
-        if (writer_pieces_written(s->writer) == s->meta.piece_count) {
-            s->complete_ms = now;
+        if (!s->complete_ms && pieces_on_disk(s) == s->meta.piece_count)
+            on_complete(s, now);
+        if (s->complete_ms && seeding_done(s, now))
             return CLI_EXIT_OK;
-        }
         pool_reap(s->pool);
+        reap_links(s);
         dial_peers(s, now);
-        bool early = s->starved && s->tracker_ever_ok &&
+        run_choker(s, now);
+        bool early = s->starved && s->tracker_ever_ok && !s->complete_ms &&
                      now - s->last_announce_ms >= SESSION_STARVED_ANNOUNCE_MS &&
                      now - s->last_announce_ms >= s->min_interval_ms;
         if ((now >= s->next_announce_ms || early) && !announce(s, TRACKER_EVENT_NONE))
             return CLI_EXIT_FAILURE;
+        if (now - s->last_resume_ms >= SESSION_RESUME_INTERVAL_MS) {
+            save_resume(s, false);
+            s->last_resume_ms = now;
+        }
         sample_progress(s, now, false);
-        sleep_ms(SESSION_TICK_MS);
+        accept_peer(s, now);
     }
 }
 
@@ -289,6 +524,106 @@ static struct tracker_list *make_trackers(const struct metainfo *m)
     return tl;
 }
 
+static void show_check_progress(void *arg, uint32_t checked, uint32_t total)
+{
+    struct session *s = arg;
+    if (s->cfg->quiet)
+        return;
+    fprintf(stderr, "%schecking existing data: %u/%u pieces%s", s->progress.tty ? "\r\033[K" : "",
+            checked, total, s->progress.tty ? "" : "\n");
+}
+
+/* Does any of the torrent's files exist with data in it? */
+static bool any_data_on_disk(struct session *s)
+{
+    for (size_t i = 0; i < s->meta.file_count; i++) {
+        size_t n = strlen(s->cfg->out_dir) + strlen(s->meta.files[i].path) + 2;
+        char *p = malloc(n);
+        struct stat st;
+        bool some = false;
+        if (p) {
+            snprintf(p, n, "%s/%s", s->cfg->out_dir, s->meta.files[i].path);
+            some = stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+        }
+        free(p);
+        if (some)
+            return true;
+    }
+    return false;
+}
+
+/* What is already on disk: the resume file if it is valid, else a SHA-1
+ * recheck of whatever bytes exist. Fills s->written. */
+static int load_have(struct session *s)
+{
+    size_t len = wire_bitfield_len(s->meta.piece_count);
+    struct resume_state st;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    s->written.bitfield = calloc(1, len);
+    if (!s->written.bitfield)
+        return CLI_EXIT_FAILURE;
+    if (resume_load(&s->meta, s->cfg->out_dir, &st, &ctx) == PT_OK) {
+        memcpy(s->written.bitfield, st.bitfield, len);
+        s->resumed_up = st.uploaded;
+        s->resumed_down = st.downloaded;
+        free(st.bitfield);
+        log_info("resume file accepted");
+    } else if (any_data_on_disk(s)) {
+        if (!s->cfg->quiet)
+            fprintf(stderr, "resume: %s; checking the data on disk\n", ctx.msg);
+        progress_init(&s->progress, !s->cfg->quiet, peer_now_ms());
+        enum pt_err err = resume_recheck(&s->meta, s->cfg->out_dir, 0, s->written.bitfield,
+                                         show_check_progress, s, &g_stop);
+        if (err == PT_ERR_STOPPED)
+            return atomic_load(&g_signal) == SIGTERM ? CLI_EXIT_SIGTERM : CLI_EXIT_SIGINT;
+        if (err != PT_OK) {
+            fprintf(stderr, "ptorrent: checking %s: %s\n", s->cfg->out_dir, pt_strerror(err));
+            return CLI_EXIT_FAILURE;
+        }
+        if (!s->cfg->quiet && s->progress.tty)
+            fputs("\n", stderr);
+    }
+    for (uint32_t i = 0; i < s->meta.piece_count; i++)
+        s->written.count += picker_bit(s->written.bitfield, i);
+    s->started_complete = s->written.count == s->meta.piece_count;
+    if (s->cfg->mode == SESSION_SEED && !s->started_complete) {
+        fprintf(stderr, "ptorrent: %s holds %u of the %u pieces of %s; download it first\n",
+                s->cfg->out_dir, s->written.count, s->meta.piece_count, s->meta.name);
+        return CLI_EXIT_BAD_INPUT;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* The shared parts: picker, writer, swarm, pool, links, limits, trackers. */
+static int make_parts(struct session *s)
+{
+    size_t queue = SESSION_WRITE_QUEUE_BYTES;
+    if (queue < 2 * (size_t)s->meta.piece_length)
+        queue = 2 * (size_t)s->meta.piece_length;
+    unsigned links = s->cfg->max_peers;
+    s->picker = picker_new(s->meta.piece_count, s->meta.piece_length, s->meta.total_length,
+                           s->written.bitfield);
+    s->writer = s->picker ? writer_new(s->storage, queue, on_piece_written, &s->written) : NULL;
+    s->swarm = swarm_new();
+    s->pool = pool_new(links);
+    s->trackers = make_trackers(&s->meta);
+    s->links = calloc(links, sizeof *s->links);
+    s->link_busy = calloc(links, sizeof *s->link_busy);
+    s->prev_from = calloc(links, sizeof *s->prev_from);
+    s->prev_to = calloc(links, sizeof *s->prev_to);
+    s->down_limit = ratelimit_new(s->cfg->max_download_rate, NULL);
+    s->up_limit = ratelimit_new(s->cfg->max_upload_rate, NULL);
+    if (!s->picker || !s->writer || !s->swarm || !s->pool || !s->links || !s->link_busy ||
+        !s->prev_from || !s->prev_to || !s->down_limit || !s->up_limit ||
+        (s->meta.tier_count && !s->trackers)) {
+        fprintf(stderr, "ptorrent: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < s->cfg->peer_count; i++)
+        swarm_add(s->swarm, &s->cfg->peers[i]);
+    return CLI_EXIT_OK;
+}
+
 /* Builds every part; returns an exit code (0 = ready). */
 static int session_setup(struct session *s)
 {
@@ -307,27 +642,21 @@ static int session_setup(struct session *s)
                 s->cfg->torrent_path);
         return CLI_EXIT_BAD_INPUT;
     }
+    int rc = load_have(s);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     s->storage = storage_open(&s->meta, s->cfg->out_dir, &err, &ctx);
     if (!s->storage) {
         fprintf(stderr, "ptorrent: cannot create the download: %s\n", ctx.msg);
         return CLI_EXIT_FAILURE;
     }
-    size_t queue = SESSION_WRITE_QUEUE_BYTES;
-    if (queue < 2 * (size_t)s->meta.piece_length)
-        queue = 2 * (size_t)s->meta.piece_length;
-    s->picker = picker_new(s->meta.piece_count, s->meta.piece_length, s->meta.total_length, NULL);
-    s->writer = s->picker ? writer_new(s->storage, queue, NULL, NULL) : NULL;
-    s->swarm = swarm_new();
-    s->pool = pool_new(s->cfg->max_peers);
-    s->trackers = make_trackers(&s->meta);
-    if (!s->picker || !s->writer || !s->swarm || !s->pool ||
-        (s->meta.tier_count && !s->trackers)) {
-        fprintf(stderr, "ptorrent: out of memory\n");
+    s->listener = listener_open(s->cfg->port, &err, &ctx);
+    if (!s->listener) {
+        fprintf(stderr, "ptorrent: %s\n", ctx.msg);
         return CLI_EXIT_FAILURE;
     }
-    for (size_t i = 0; i < s->cfg->peer_count; i++)
-        swarm_add(s->swarm, &s->cfg->peers[i]);
-    return CLI_EXIT_OK;
+    s->port = listener_port(s->listener);
+    return make_parts(s);
 }
 
 static void init_shared(struct session *s)
@@ -342,6 +671,9 @@ static void init_shared(struct session *s)
     s->shared.picker = s->picker;
     s->shared.writer = s->writer;
     s->shared.swarm = s->swarm;
+    s->shared.storage = s->storage;
+    s->shared.down_limit = s->down_limit;
+    s->shared.up_limit = s->up_limit;
     s->shared.stop = &g_stop;
     s->shared.counters = &s->counters;
     s->shared.start_ms = s->start_ms;
@@ -354,7 +686,7 @@ static void write_stats(struct session *s, int rc, int64_t end_ms)
     char hex[41];
     sha1_hex(s->meta.info_hash, hex);
     struct stats_report r = {
-        .command = "download",
+        .command = s->cfg->mode == SESSION_SEED ? "seed" : "download",
         .info_hash_hex = hex,
         .total_size = s->meta.total_length,
         .piece_count = s->meta.piece_count,
@@ -386,10 +718,13 @@ static void print_summary(struct session *s, int64_t end_ms)
     for (size_t i = 0; i < n; i++)
         used += peers[i].downloaded > 0;
     free(peers);
-    fprintf(stderr, "downloaded %s in %.1f s (%s/s average) from %zu peer%s; %u piece%s failed "
-                    "the hash check\n",
+    uint64_t sent = atomic_load(&s->counters.uploaded);
+    char up[UNITS_STRLEN];
+    fprintf(stderr, "downloaded %s in %.1f s (%s/s average) from %zu peer%s; uploaded %s; %u "
+                    "piece%s failed the hash check\n",
             units_bytes(got, sz), secs, units_bytes(secs > 0 ? (uint64_t)(got / secs) : got, rate),
-            used, used == 1 ? "" : "s", (unsigned)atomic_load(&s->counters.hash_failures),
+            used, used == 1 ? "" : "s", units_bytes(sent, up),
+            (unsigned)atomic_load(&s->counters.hash_failures),
             atomic_load(&s->counters.hash_failures) == 1 ? "" : "s");
 }
 
@@ -410,15 +745,11 @@ static int session_teardown(struct session *s, int rc)
         fprintf(stderr, "ptorrent: %s\n", ctx.msg);
         rc = CLI_EXIT_FAILURE;
     }
+    if (s->storage && s->writer == NULL)
+        save_resume(s, true); /* whatever is on disk now, fsynced first */
     if (s->trackers && s->tracker_ever_ok) {
         struct tracker_request req;
         struct tracker_response resp;
-        if (rc == CLI_EXIT_OK) {
-            fill_request(s, &req, TRACKER_EVENT_COMPLETED);
-            req.timeout_s = SESSION_STOPPED_TIMEOUT_S;
-            tracker_list_announce(s->trackers, &req, NULL, &resp, NULL, &ctx);
-            tracker_response_release(&resp);
-        }
         fill_request(s, &req, TRACKER_EVENT_STOPPED);
         req.timeout_s = SESSION_STOPPED_TIMEOUT_S;
         tracker_list_announce(s->trackers, &req, NULL, &resp, NULL, &ctx);
@@ -429,6 +760,15 @@ static int session_teardown(struct session *s, int rc)
 
 static void session_free(struct session *s)
 {
+    listener_close(s->listener);
+    ratelimit_free(s->down_limit);
+    ratelimit_free(s->up_limit);
+    free(s->links);
+    free(s->link_busy);
+    free(s->prev_from);
+    free(s->prev_to);
+    free(s->written.bitfield);
+    pthread_mutex_destroy(&s->written.lock);
     tracker_list_free(s->trackers);
     pool_free(s->pool);
     swarm_free(s->swarm);
@@ -439,7 +779,7 @@ static void session_free(struct session *s)
     free(s);
 }
 
-int session_download(const struct session_config *cfg)
+int session_run(const struct session_config *cfg)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -448,6 +788,9 @@ int session_download(const struct session_config *cfg)
     }
     s->cfg = cfg;
     s->start_ms = peer_now_ms();
+    pthread_mutex_init(&s->written.lock, NULL);
+    choker_init(&s->choker, (uint64_t)s->start_ms ^ (uint64_t)(uintptr_t)s);
+    s->last_choke_ms = s->start_ms;
     install_signals();
     int rc = session_setup(s);
     if (rc != CLI_EXIT_OK) {

@@ -161,6 +161,8 @@ static int file_fd(struct storage *s, size_t i, struct pt_errctx *ctx, enum pt_e
     if (s->fds[i] < 0) {
         char *path = join_path(s->dir, s->meta->files[i].path);
         s->fds[i] = path ? open(path, O_RDWR) : -1;
+        if (s->fds[i] < 0 && path && (errno == EACCES || errno == EROFS))
+            s->fds[i] = open(path, O_RDONLY); /* seeding from read-only data */
         int saved = path ? errno : ENOMEM;
         if (s->fds[i] < 0) {
             *err_out = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s",

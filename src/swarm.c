@@ -11,6 +11,7 @@
 struct candidate {
     struct swarm_peer_stats st;
     bool connected;
+    bool inbound;           /* it dialled us: its port is not one to dial back */
     unsigned failures;      /* consecutive failed connections */
     int64_t next_try_ms;    /* do not dial before this */
 };
@@ -60,13 +61,32 @@ uint16_t swarm_add(struct swarm *s, const struct peer_addr *a)
     return id;
 }
 
+uint16_t swarm_add_inbound(struct swarm *s, const struct peer_addr *a)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t i = 0;
+    while (i < s->count && !addr_equal(&s->peers[i].st.addr, a))
+        i++;
+    uint16_t id = 0;
+    if (i == s->count && s->count < SWARM_MAX_PEERS) {
+        s->peers[s->count++].st.addr = *a;
+        s->peers[i].inbound = true;
+    }
+    if (i < s->count && !s->peers[i].connected && !s->peers[i].st.banned) {
+        s->peers[i].connected = true;
+        id = (uint16_t)(i + 1);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return id;
+}
+
 uint16_t swarm_take(struct swarm *s, int64_t now_ms, struct peer_addr *addr_out)
 {
     pthread_mutex_lock(&s->lock);
     uint16_t id = 0;
     for (size_t i = 0; i < s->count && !id; i++) {
         struct candidate *c = &s->peers[i];
-        if (c->connected || c->st.banned || c->failures >= SWARM_MAX_FAILURES ||
+        if (c->connected || c->inbound || c->st.banned || c->failures >= SWARM_MAX_FAILURES ||
             c->next_try_ms > now_ms)
             continue;
         c->connected = true;

@@ -46,6 +46,12 @@ void swarm_free(struct swarm *s); /* NULL is a no-op */
 /* Adds a candidate unless known. Returns its id, or 0 if the table is full. */
 uint16_t swarm_add(struct swarm *s, const struct peer_addr *a);
 
+/* A peer connected to us: adds (or finds) its entry and marks it connected.
+ * Inbound entries come from the peer's ephemeral source port, so they are
+ * never offered for dialling. Returns 0 if the table is full or that
+ * address is connected already. */
+uint16_t swarm_add_inbound(struct swarm *s, const struct peer_addr *a);
+
 /* Picks a candidate to dial now (not connected, not banned, backoff over),
  * marks it connected and returns its id, or 0 if none. */
 uint16_t swarm_take(struct swarm *s, int64_t now_ms, struct peer_addr *addr_out);

@@ -119,8 +119,7 @@ static void test_metainfo_single_file(void)
     CU_ASSERT_FATAL(sha1(raw.data + start, end - start, want));
     CU_ASSERT_EQUAL(memcmp(m.info_hash, want, SHA1_LEN), 0);
     CU_ASSERT_EQUAL(m.info_len, end - start);
-    CU_ASSERT(m.info_len == end - start &&
-              memcmp(m.info_bytes, raw.data + start, m.info_len) == 0);
+    CU_ASSERT(m.info_len == end - start && memcmp(m.info_bytes, raw.data + start, m.info_len) == 0);
 
     /* Piece hashes and strings are copies: clobber the input, they survive. */
     memset(raw.data, 0, raw.len);
@@ -171,7 +170,7 @@ static void test_metainfo_piece_counts(void)
 
 /* Files "a/b" (3 bytes), "c" (0 bytes), "d" (5 bytes): 8 bytes in 2 pieces of 4. */
 #define MULTI                                                                                      \
-    "5:filesld6:lengthi3e4:pathl1:a1:beed6:lengthi0e4:pathl1:ceed6:lengthi5e4:pathl1:deee"        \
+    "5:filesld6:lengthi3e4:pathl1:a1:beed6:lengthi0e4:pathl1:ceed6:lengthi5e4:pathl1:deee"         \
     "4:name4:root12:piece lengthi4e"
 
 static void test_metainfo_multi_file(void)
@@ -299,9 +298,8 @@ static void test_metainfo_rejects_non_dict(void)
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
         struct metainfo m;
         struct pt_errctx ec;
-        CU_ASSERT_EQUAL(
-            metainfo_parse((const uint8_t *)inputs[i], strlen(inputs[i]), &m, &ec),
-            PT_ERR_META_NOT_DICT);
+        CU_ASSERT_EQUAL(metainfo_parse((const uint8_t *)inputs[i], strlen(inputs[i]), &m, &ec),
+                        PT_ERR_META_NOT_DICT);
         CU_ASSERT_PTR_NULL(m.name);
     }
 }
@@ -319,10 +317,10 @@ static void test_metainfo_rejects_missing_keys(void)
     expect_fail("6:lengthi100e4:name5:hello", 2, "", PT_ERR_META_MISSING, "piece length");
     expect_fail(SINGLE, -1, "", PT_ERR_META_MISSING, "pieces");
     expect_fail("4:name5:hello12:piece lengthi64e", 2, "", PT_ERR_META_MISSING, "length");
-    expect_fail("5:filesld4:pathl1:aeee4:name1:x12:piece lengthi64e", 1, "",
-                PT_ERR_META_MISSING, "info.files[0]");
-    expect_fail("5:filesld6:lengthi5eee4:name1:x12:piece lengthi64e", 1, "",
-                PT_ERR_META_MISSING, "path");
+    expect_fail("5:filesld4:pathl1:aeee4:name1:x12:piece lengthi64e", 1, "", PT_ERR_META_MISSING,
+                "info.files[0]");
+    expect_fail("5:filesld6:lengthi5eee4:name1:x12:piece lengthi64e", 1, "", PT_ERR_META_MISSING,
+                "path");
 }
 
 static void test_metainfo_rejects_wrong_types(void)
@@ -354,8 +352,8 @@ static void test_metainfo_rejects_wrong_types(void)
 static void test_metainfo_rejects_bad_pieces(void)
 {
     /* 30 bytes: not a multiple of 20. */
-    expect_fail(SINGLE "6:pieces30:012345678901234567890123456789", -1, "",
-                PT_ERR_META_BAD_PIECES, "pieces");
+    expect_fail(SINGLE "6:pieces30:012345678901234567890123456789", -1, "", PT_ERR_META_BAD_PIECES,
+                "pieces");
     expect_fail(SINGLE "6:pieces1:x", -1, "", PT_ERR_META_BAD_PIECES, "pieces");
     /* One hash too many, one too few, none. */
     expect_fail(SINGLE, 3, "", PT_ERR_META_PIECE_COUNT, "pieces");
@@ -370,10 +368,9 @@ static void test_metainfo_rejects_bad_pieces(void)
 
 static void test_metainfo_rejects_bad_values(void)
 {
-    expect_fail("5:filesld6:lengthi1e4:pathl1:aeee6:lengthi1e4:name1:x12:piece lengthi64e", 1,
-                "", PT_ERR_META_BAD_VALUE, "length");
-    expect_fail("6:lengthi-1e4:name1:x12:piece lengthi64e", 1, "", PT_ERR_META_BAD_VALUE,
-                "length");
+    expect_fail("5:filesld6:lengthi1e4:pathl1:aeee6:lengthi1e4:name1:x12:piece lengthi64e", 1, "",
+                PT_ERR_META_BAD_VALUE, "length");
+    expect_fail("6:lengthi-1e4:name1:x12:piece lengthi64e", 1, "", PT_ERR_META_BAD_VALUE, "length");
     expect_fail("5:filesld6:lengthi-5e4:pathl1:aeee4:name1:x12:piece lengthi64e", 1, "",
                 PT_ERR_META_BAD_VALUE, "info.files[0].length");
     expect_fail("6:lengthi100e4:name1:x12:piece lengthi0e", 0, "", PT_ERR_META_BAD_VALUE,
@@ -382,8 +379,7 @@ static void test_metainfo_rejects_bad_values(void)
                 "piece length");
     expect_fail("6:lengthi100e4:name1:x12:piece lengthi268435457e", 1, "", PT_ERR_META_BAD_VALUE,
                 "piece length");
-    expect_fail("5:filesle4:name1:x12:piece lengthi64e", 0, "", PT_ERR_META_BAD_VALUE,
-                "files");
+    expect_fail("5:filesle4:name1:x12:piece lengthi64e", 0, "", PT_ERR_META_BAD_VALUE, "files");
     expect_fail("6:lengthi0e4:name1:x12:piece lengthi64e", 0, "", PT_ERR_META_BAD_VALUE, NULL);
     expect_fail("5:filesld6:lengthi0e4:pathl1:aeed6:lengthi0e4:pathl1:beee4:name1:x"
                 "12:piece lengthi64e",
@@ -427,10 +423,9 @@ static void test_metainfo_rejects_path_traversal(void)
         size_t len;
     } bad[] = {
 #define L(s) {s, sizeof s - 1}
-        L("l2:..e"),       L("l1:a2:..1:be"), L("l1:.e"),   L("l0:e"),       L("l1:a0:e"),
-        L("l3:a/be"),      L("l4:/etce"),     L("l3:a\\be"), L("l3:a\0be"),   L("l1:\0e"),
-        L("l2:C:e"),       L("l7:C:\\evile"),
-        L("l2:c:1:xe"),    L("le"),
+        L("l2:..e"),  L("l1:a2:..1:be"), L("l1:.e"),     L("l0:e"),     L("l1:a0:e"),
+        L("l3:a/be"), L("l4:/etce"),     L("l3:a\\be"),  L("l3:a\0be"), L("l1:\0e"),
+        L("l2:C:e"),  L("l7:C:\\evile"), L("l2:c:1:xe"), L("le"),
 #undef L
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -58,12 +58,14 @@ static void test_util_json_utf8(void)
     /* Invalid bytes become U+FFFD, one per byte that cannot start a sequence. */
     JSON("\xff", "\"\\ufffd\"");
     JSON("a\x80z", "\"a\\ufffdz\"");
-    JSON("\xc3", "\"\\ufffd\"");                         /* truncated at the end */
-    JSON("\xc3" "A", "\"\\ufffdA\"");                   /* bad continuation */
-    JSON("\xe2\x82", "\"\\ufffd\\ufffd\"");             /* truncated 3-byte */
-    JSON("\xc0\x80", "\"\\ufffd\\ufffd\"");             /* overlong NUL */
-    JSON("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""); /* overlong '/' */
-    JSON("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+    JSON("\xc3", "\"\\ufffd\""); /* truncated at the end */
+    JSON("\xc3"
+         "A",
+         "\"\\ufffdA\"");                                         /* bad continuation */
+    JSON("\xe2\x82", "\"\\ufffd\\ufffd\"");                       /* truncated 3-byte */
+    JSON("\xc0\x80", "\"\\ufffd\\ufffd\"");                       /* overlong NUL */
+    JSON("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong '/' */
+    JSON("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");            /* surrogate */
     JSON("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
     JSON("\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
     JSON("\xc3\xa9\xff\xc3\xa9", "\"\xc3\xa9\\ufffd\xc3\xa9\"");
@@ -97,8 +99,8 @@ static void check_addr_round_trip(const char *text, int family, uint16_t port)
     /* Through a sockaddr and back. */
     struct sockaddr_storage ss;
     socklen_t sl = addr_to_sockaddr(&a, &ss);
-    CU_ASSERT_EQUAL(sl, family == AF_INET ? sizeof(struct sockaddr_in)
-                                          : sizeof(struct sockaddr_in6));
+    CU_ASSERT_EQUAL(sl,
+                    family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     struct peer_addr back;
     CU_ASSERT_TRUE(addr_from_sockaddr((const struct sockaddr *)&ss, &back));
     CU_ASSERT_TRUE(addr_equal(&a, &back));
@@ -111,13 +113,25 @@ static void test_util_addr_round_trip(void)
     check_addr_round_trip("255.255.255.255:65535", AF_INET, 65535);
     check_addr_round_trip("[::1]:6881", AF_INET6, 6881);
     check_addr_round_trip("[2001:db8::1]:51413", AF_INET6, 51413);
-    check_addr_round_trip("[::ffff:1.2.3.4]:80", AF_INET6, 80);
+    /* A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d: they come back
+     * from a sockaddr as plain IPv4, so the swarm knows them by one name. */
+    struct peer_addr mapped, v4;
+    struct sockaddr_storage mss;
+    CU_ASSERT_EQUAL_FATAL(addr_parse("[::ffff:1.2.3.4]:80", &mapped), PT_OK);
+    addr_to_sockaddr(&mapped, &mss);
+    CU_ASSERT_TRUE(addr_from_sockaddr((const struct sockaddr *)&mss, &v4));
+    CU_ASSERT_EQUAL(v4.family, AF_INET);
+    CU_ASSERT_EQUAL(v4.port, 80);
+    CU_ASSERT_EQUAL(memcmp(v4.ip, (const uint8_t[]){1, 2, 3, 4}, 4), 0);
     check_addr_round_trip("[fe80::1:2:3:4]:65535", AF_INET6, 65535);
 
     struct peer_addr a;
     CU_ASSERT_EQUAL_FATAL(addr_parse("10.0.0.7:80", &a), PT_OK);
     static const uint8_t ip[4] = {10, 0, 0, 7};
     CU_ASSERT_EQUAL(memcmp(a.ip, ip, 4), 0);
+    /* Leading zeros in the port are harmless digits. */
+    CU_ASSERT_EQUAL(addr_parse("10.0.0.7:0080", &a), PT_OK);
+    CU_ASSERT_EQUAL(a.port, 80);
 
     /* The longest text form fits in ADDR_STRLEN. */
     char out[ADDR_STRLEN];
@@ -138,6 +152,11 @@ static void test_util_addr_rejects(void)
         "1.2.3.4:65536",
         "1.2.3.4:-1",
         "1.2.3.4:80x",
+        "1.2.3.4:+80", /* strtol would take these; a port is digits only */
+        "1.2.3.4: 80",
+        "1.2.3.4:\t80",
+        "[::1]:+1",
+        "1.2.3.4:99999999999999999999",
         "1.2.3:80",
         "256.1.1.1:80",
         "localhost:6881",
@@ -176,8 +195,8 @@ static void test_util_addr_compact(void)
     addr_from_compact4(c4hi, &a);
     CU_ASSERT_EQUAL(a.port, 65535);
 
-    static const uint8_t c6[18] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0,
-                                   0,    0,    0,    0,    0, 1, 0xc8, 0xd5};
+    static const uint8_t c6[18] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,    0,
+                                   0,    0,    0,    0,    0, 0, 1, 0xc8, 0xd5};
     addr_from_compact6(c6, &a);
     CU_ASSERT_EQUAL(a.family, AF_INET6);
     CU_ASSERT_EQUAL(a.port, 51413);

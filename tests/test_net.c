@@ -1,0 +1,520 @@
+/*
+ * Tests for the socket layer, through net.h only, over socketpair(AF_UNIX)
+ * and loopback TCP: exact reads across many small writes, the read budget,
+ * EOF, the stop flag, 4 MiB through net_write_all, a writer whose peer never
+ * reads or has gone, and connect: refused, accepted, timed out and stopped.
+ * Every test is bounded: the slowest waits about two I/O slices.
+ */
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net.h"
+
+#define BIG_LEN (4u << 20)
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i * 7u + (i >> 10) + 3u);
+}
+
+/* A connected AF_UNIX stream pair with the slice timeouts set on both ends. */
+static void tuned_pair(int fds[2])
+{
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    net_tune(fds[0]);
+    net_tune(fds[1]);
+}
+
+/* A TCP socket bound to 127.0.0.1 on a free port; *addr_out names it. */
+static int bound_loopback(struct peer_addr *addr_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = 0;
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    socklen_t sl = sizeof sin;
+    CU_ASSERT_EQUAL_FATAL(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    memset(addr_out, 0, sizeof *addr_out);
+    addr_out->family = AF_INET;
+    memcpy(addr_out->ip, &sin.sin_addr, 4);
+    addr_out->port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/* Writes `len` bytes of the pattern in `chunk`-byte pieces with pauses. */
+struct slow_writer {
+    pthread_t thread;
+    int fd;
+    size_t len, chunk;
+    long pause_ms;
+    bool close_after;
+};
+
+static void *slow_writer_thread_main(void *arg)
+{
+    struct slow_writer *w = arg;
+    for (size_t off = 0; off < w->len; off += w->chunk) {
+        uint8_t buf[256];
+        size_t n = w->len - off < w->chunk ? w->len - off : w->chunk;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = pattern(off + k);
+        if (write(w->fd, buf, n) != (ssize_t)n)
+            break;
+        sleep_ms(w->pause_ms);
+    }
+    if (w->close_after)
+        close(w->fd);
+    return NULL;
+}
+
+/* ---- net_read_exact ---- */
+
+static void test_net_read_exact_across_small_writes(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct slow_writer w = {.fd = fds[1], .len = 200, .chunk = 7, .pause_ms = 2};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&w.thread, NULL, slow_writer_thread_main, &w), 0);
+
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    uint8_t got[200];
+    /* Messages of several sizes that straddle the writer's chunks. */
+    static const size_t parts[] = {1, 4, 13, 100, 82};
+    size_t off = 0;
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+        CU_ASSERT_EQUAL(net_read_exact(r, got + off, parts[k], 2000, NULL), PT_OK);
+        off += parts[k];
+    }
+    CU_ASSERT_EQUAL(off, sizeof got);
+    bool same = true;
+    for (size_t i = 0; i < sizeof got; i++)
+        same = same && got[i] == pattern(i);
+    CU_ASSERT_TRUE(same);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
+    pthread_join(w.thread, NULL);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_net_read_exact_times_out_within_budget(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    uint8_t b;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_read_exact(r, &b, 1, 1000, NULL), PT_ERR_TIMEOUT);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 900);
+    CU_ASSERT_TRUE(took <= 2000);
+    if (took < 900 || took > 2000)
+        fprintf(stderr, "\n  net: a 1000 ms budget took %lld ms\n", (long long)took);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_net_read_exact_reports_close(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    /* Three bytes, then the peer goes: the first read succeeds, the second
+     * needs more than there will ever be. */
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], "abc", 3), 3);
+    close(fds[1]);
+    uint8_t got[8];
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 2, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "ab", 2), 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 1000, NULL), PT_ERR_CLOSED);
+    CU_ASSERT_TRUE(now_ms() - t0 < 500); /* EOF is seen at once, not after the budget */
+    free(r);
+    close(fds[0]);
+}
+
+static void test_net_read_exact_honours_stop_flag(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    atomic_bool stop;
+    atomic_init(&stop, true);
+    uint8_t got[4];
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 10000, &stop), PT_ERR_STOPPED);
+    CU_ASSERT_TRUE(now_ms() - t0 < 200);
+
+    /* Bytes already buffered are still handed out; the flag stops the wait for more. */
+    atomic_store(&stop, false);
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], "wxyz", 4), 4);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
+    atomic_store(&stop, true);
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 10000, &stop), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "wxyz", 4), 0);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+struct stopper {
+    pthread_t thread;
+    atomic_bool *stop;
+    long after_ms;
+};
+
+static void *stopper_thread_main(void *arg)
+{
+    struct stopper *s = arg;
+    sleep_ms(s->after_ms);
+    atomic_store(s->stop, true);
+    return NULL;
+}
+
+static void test_net_read_exact_notices_stop_while_waiting(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    struct stopper st = {.stop = &stop, .after_ms = 100};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&st.thread, NULL, stopper_thread_main, &st), 0);
+    uint8_t got[4];
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 10000, &stop), PT_ERR_STOPPED);
+    /* Within one slice of the flag being set. */
+    CU_ASSERT_TRUE(now_ms() - t0 < 100 + NET_IO_SLICE_MS + 500);
+    pthread_join(st.thread, NULL);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* ---- net_write_all ---- */
+
+struct big_reader {
+    pthread_t thread;
+    int fd;
+    enum pt_err err;
+    bool same;
+};
+
+static void *big_reader_thread_main(void *arg)
+{
+    struct big_reader *b = arg;
+    struct net_reader *r = malloc(sizeof *r);
+    uint8_t *got = malloc(BIG_LEN);
+    b->err = PT_ERR_NOMEM;
+    b->same = false;
+    if (r && got) {
+        net_reader_init(r, b->fd);
+        /* An odd first read, then the rest in 64 KiB + 1 steps. */
+        size_t off = 0, step = 1000;
+        b->err = PT_OK;
+        while (off < BIG_LEN && b->err == PT_OK) {
+            size_t n = BIG_LEN - off < step ? BIG_LEN - off : step;
+            b->err = net_read_exact(r, got + off, n, 2000, NULL);
+            off += n;
+            step = 64 * 1024 + 1;
+        }
+        b->same = true;
+        for (size_t i = 0; i < BIG_LEN && b->same; i++)
+            b->same = got[i] == pattern(i);
+    }
+    free(got);
+    free(r);
+    return NULL;
+}
+
+static void test_net_write_all_four_mib_arrives_intact(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    uint8_t *data = malloc(BIG_LEN);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        data[i] = pattern(i);
+    struct big_reader b = {.fd = fds[0]};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&b.thread, NULL, big_reader_thread_main, &b), 0);
+    CU_ASSERT_EQUAL(net_write_all(fds[1], data, BIG_LEN, 2000, NULL), PT_OK);
+    pthread_join(b.thread, NULL);
+    CU_ASSERT_EQUAL(b.err, PT_OK);
+    CU_ASSERT_TRUE(b.same);
+    free(data);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_net_write_all_times_out_when_peer_never_reads(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    /* Far more than both socket buffers hold. */
+    size_t len = 16u << 20;
+    uint8_t *data = calloc(1, len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_write_all(fds[1], data, len, 1000, NULL), PT_ERR_TIMEOUT);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 900 && took <= 2500);
+    if (took < 900 || took > 2500)
+        fprintf(stderr, "\n  net: a 1000 ms write budget took %lld ms\n", (long long)took);
+    free(data);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_net_write_all_to_closed_peer_fails(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    close(fds[0]);
+    uint8_t data[1024] = {0};
+    /* No SIGPIPE: MSG_NOSIGNAL or SO_NOSIGPIPE. */
+    CU_ASSERT_EQUAL(net_write_all(fds[1], data, sizeof data, 1000, NULL), PT_ERR_CLOSED);
+    close(fds[1]);
+}
+
+static void test_net_write_all_honours_stop_flag(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    atomic_bool stop;
+    atomic_init(&stop, true);
+    CU_ASSERT_EQUAL(net_write_all(fds[1], "x", 1, 1000, &stop), PT_ERR_STOPPED);
+    atomic_store(&stop, false);
+    CU_ASSERT_EQUAL(net_write_all(fds[1], "x", 1, 1000, &stop), PT_OK);
+    CU_ASSERT_EQUAL(net_write_all(fds[1], "", 0, 1000, &stop), PT_OK);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* ---- net_reader_wait ---- */
+
+static void test_net_reader_wait_sees_data_timeout_and_close(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_reader_wait(r, 100), PT_ERR_TIMEOUT);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 90 && took < 1000);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 0), PT_ERR_TIMEOUT);
+
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], "hi", 2), 2);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 2);
+    /* Buffered bytes count as data without touching the socket. */
+    CU_ASSERT_EQUAL(net_reader_wait(r, 0), PT_OK);
+    uint8_t got[2];
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 2, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "hi", 2), 0);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
+
+    close(fds[1]);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_ERR_CLOSED);
+    free(r);
+    close(fds[0]);
+}
+
+/* ---- net_connect ---- */
+
+static void test_net_connect_refused_fails_fast(void)
+{
+    /* Bound but not listening: the port stays ours and refuses connections. */
+    struct peer_addr a;
+    int bound = bound_loopback(&a);
+    enum pt_err err = PT_OK;
+    int64_t t0 = now_ms();
+    int fd = net_connect(&a, 2000, NULL, &err);
+    CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_EQUAL(err, PT_ERR_CONNECT);
+    CU_ASSERT_TRUE(now_ms() - t0 < 500);
+    if (fd >= 0)
+        close(fd);
+    close(bound);
+}
+
+static void test_net_connect_to_listener_succeeds(void)
+{
+    struct peer_addr a;
+    int lfd = bound_loopback(&a);
+    CU_ASSERT_EQUAL_FATAL(listen(lfd, 4), 0);
+    enum pt_err err = PT_ERR_IO;
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    int fd = net_connect(&a, 2000, &stop, &err);
+    CU_ASSERT_FATAL(fd >= 0);
+    int afd = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(afd >= 0);
+    net_tune(afd);
+    /* Left in blocking mode, with the slice timeouts. */
+    CU_ASSERT_EQUAL(fcntl(fd, F_GETFL, 0) & O_NONBLOCK, 0);
+
+    CU_ASSERT_EQUAL(net_write_all(fd, "ping", 4, 1000, &stop), PT_OK);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, afd);
+    uint8_t got[4];
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 1000, &stop), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "ping", 4), 0);
+    CU_ASSERT_EQUAL(net_write_all(afd, "pong", 4, 1000, &stop), PT_OK);
+    net_reader_init(r, fd);
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 1000, &stop), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "pong", 4), 0);
+    free(r);
+    close(afd);
+    close(fd);
+    close(lfd);
+}
+
+/* A listener with a full accept queue drops new SYNs, so a connect to it
+ * stays pending: fill the queue with connections nobody accepts, then return
+ * the address. The fillers go to fillers[] (-1 where unused). */
+#define MAX_FILLERS 16
+static int full_listener(struct peer_addr *a, int fillers[MAX_FILLERS], int *n_out)
+{
+    int lfd = bound_loopback(a);
+    CU_ASSERT_EQUAL_FATAL(listen(lfd, 0), 0);
+    int n = 0;
+    for (; n < MAX_FILLERS; n++) {
+        enum pt_err err = PT_OK;
+        fillers[n] = net_connect(a, 200, NULL, &err);
+        if (fillers[n] < 0)
+            break;
+    }
+    *n_out = n;
+    return lfd;
+}
+
+static void test_net_connect_times_out_on_full_listener(void)
+{
+    struct peer_addr a;
+    int fillers[MAX_FILLERS], n = 0;
+    int lfd = full_listener(&a, fillers, &n);
+    CU_ASSERT_FATAL(n < MAX_FILLERS); /* the queue did fill */
+
+    /* The timeout holds to the millisecond, not rounded up to whole I/O slices. */
+    enum pt_err err = PT_OK;
+    int64_t t0 = now_ms();
+    int fd = net_connect(&a, 700, NULL, &err);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_EQUAL(err, PT_ERR_TIMEOUT);
+    CU_ASSERT_TRUE(took >= 650 && took < 900);
+    if (took < 650 || took >= 900)
+        fprintf(stderr, "\n  net: a 700 ms connect timeout took %lld ms\n", (long long)took);
+    if (fd >= 0)
+        close(fd);
+
+    /* A stop flag already set ends the wait at once... */
+    atomic_bool stop;
+    atomic_init(&stop, true);
+    t0 = now_ms();
+    fd = net_connect(&a, 10000, &stop, &err);
+    CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_EQUAL(err, PT_ERR_STOPPED);
+    CU_ASSERT_TRUE(now_ms() - t0 < 200);
+    if (fd >= 0)
+        close(fd);
+
+    /* ...and one set while waiting within about a slice. */
+    atomic_store(&stop, false);
+    struct stopper st = {.stop = &stop, .after_ms = 100};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&st.thread, NULL, stopper_thread_main, &st), 0);
+    t0 = now_ms();
+    fd = net_connect(&a, 10000, &stop, &err);
+    took = now_ms() - t0;
+    pthread_join(st.thread, NULL);
+    CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_EQUAL(err, PT_ERR_STOPPED);
+    CU_ASSERT_TRUE(took < 100 + NET_IO_SLICE_MS + 500);
+    if (fd >= 0)
+        close(fd);
+
+    for (int i = 0; i < n; i++)
+        close(fillers[i]);
+    close(lfd);
+}
+
+/* Called by tests/test_main.c (see suites.h there). */
+int test_net_register(void);
+
+int test_net_register(void)
+{
+    CU_pSuite s = CU_add_suite("net", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+        {"read exact across small writes", test_net_read_exact_across_small_writes},
+        {"read exact times out within budget", test_net_read_exact_times_out_within_budget},
+        {"read exact reports close", test_net_read_exact_reports_close},
+        {"read exact honours stop flag", test_net_read_exact_honours_stop_flag},
+        {"read exact notices stop while waiting",
+         test_net_read_exact_notices_stop_while_waiting},
+        {"write all four MiB arrives intact", test_net_write_all_four_mib_arrives_intact},
+        {"write all times out when peer never reads",
+         test_net_write_all_times_out_when_peer_never_reads},
+        {"write all to closed peer fails", test_net_write_all_to_closed_peer_fails},
+        {"write all honours stop flag", test_net_write_all_honours_stop_flag},
+        {"reader wait sees data, timeout and close",
+         test_net_reader_wait_sees_data_timeout_and_close},
+        {"connect refused fails fast", test_net_connect_refused_fails_fast},
+        {"connect to listener succeeds", test_net_connect_to_listener_succeeds},
+        {"connect times out on full listener", test_net_connect_times_out_on_full_listener},
+    };
+    for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++)
+        if (!CU_add_test(s, tests[k].name, tests[k].fn))
+            return -1;
+    return 0;
+}
