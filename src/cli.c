@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "create.h"
 #include "json.h"
 #include "log.h"
 #include "metainfo.h"
@@ -38,6 +39,8 @@ static const char *const top_usage =
     "  download -t FILE.torrent -o DIR\n"
     "                               download a torrent into DIR\n"
     "  seed -t FILE.torrent -d DIR  upload the complete data in DIR to others\n"
+    "  create -a URL -o OUT.torrent PATH\n"
+    "                               make a .torrent of a file or directory\n"
     "  help COMMAND                 show the options of COMMAND\n"
     "\n"
     "  ptorrent --help | --version\n";
@@ -371,6 +374,7 @@ static const struct command commands[] = {
     {"info", cmd_info, info_usage},
     {"download", cmd_download, download_usage},
     {"seed", cmd_seed, seed_usage},
+    {"create", create_cli, NULL}, /* usage: create_usage, not a constant expression */
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
@@ -399,7 +403,7 @@ int cli_run(int argc, char **argv)
         const struct command *c = argc > 2 ? find_command(argv[2]) : NULL;
         if (argc > 2 && !c)
             return usage_error(top_usage, "unknown command '%s'", argv[2]);
-        printf("%s", c ? c->usage : top_usage);
+        printf("%s", !c ? top_usage : c->usage ? c->usage : create_usage);
         return CLI_EXIT_OK;
     }
     const struct command *c = find_command(cmd);

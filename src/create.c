@@ -5,8 +5,9 @@
  *
  *  1. List. A file is one entry. A directory is walked with opendir/readdir
  *     and lstat, never following a symlink below PATH (symlinks, FIFOs,
- *     sockets and devices are left out and counted); each regular file is
- *     recorded with its size and mtime. The list is then sorted by relative
+ *     sockets and devices are left out and counted, and so is an existing
+ *     OUT inside the tree, which the new torrent is about to replace); each
+ *     regular file is recorded with its size and mtime. The list is then sorted by relative
  *     path with strcmp: byte order, as mktorrent does, so the result never
  *     depends on readdir's order. Each directory's names are read and the
  *     directory closed before descending, so the walk holds one descriptor.
@@ -93,6 +94,7 @@ struct flist {
     size_t count, cap;
     uint64_t total; /* bytes in all files */
     size_t skipped; /* symlinks and special files left out */
+    bool out_skipped; /* an earlier OUT inside PATH was left out */
 };
 
 /* What create_run learned, for the CLI's summary and exit code. */
@@ -105,6 +107,7 @@ struct create_result {
     uint64_t total;
     size_t file_count;
     size_t skipped;
+    bool out_skipped;
 };
 
 /* ---- piece length ---------------------------------------------------------- */
@@ -229,6 +232,12 @@ struct walker {
     struct flist *fl;
     size_t root_len; /* bytes of PATH at the start of every `full` */
     struct pt_errctx *ctx;
+    /* OUT as it was before we started, if it exists: a torrent written
+     * inside the tree it describes must not describe its own old version,
+     * which the rename at the end replaces. */
+    bool out_exists;
+    dev_t out_dev;
+    ino_t out_ino;
 };
 
 static enum pt_err walk_dir(struct walker *w, const char *dir, unsigned depth);
@@ -265,6 +274,10 @@ static enum pt_err walk_entry(struct walker *w, const char *dir, const char *nam
         err = walk_dir(w, full, depth);
         goto out;
     }
+    if (w->out_exists && st.st_dev == w->out_dev && st.st_ino == w->out_ino) {
+        w->fl->out_skipped = true;
+        goto out;
+    }
     err = flist_add(w->fl, full, full + w->root_len + 1, &st, w->ctx);
     if (err == PT_OK)
         full = NULL; /* the list owns it now */
@@ -290,20 +303,32 @@ static int cfile_cmp(const void *a, const void *b)
     return strcmp(((const struct cfile *)a)->rel, ((const struct cfile *)b)->rel);
 }
 
-/* Lists PATH (`root`, already stat'ed as `st`) into `fl`, sorted, with offsets. */
-static enum pt_err list_files(const char *root, const struct stat *st, struct flist *fl,
-                              struct pt_errctx *ctx)
+/* Lists PATH (`root`, already stat'ed as `st`) into `fl`, sorted, with
+ * offsets; `out` is the .torrent to be written. */
+static enum pt_err list_files(const char *root, const struct stat *st, const char *out,
+                              struct flist *fl, struct pt_errctx *ctx)
 {
     enum pt_err err;
     if (S_ISREG(st->st_mode)) {
-        char *full = strdup(root);
-        if (!full)
-            return pt_fail(ctx, PT_ERR_NOMEM, PT_NO_OFFSET, "out of memory");
+        /* The real path: PATH may be a symlink the user named, and the
+         * hashing threads open files with O_NOFOLLOW. */
+        char *full = realpath(root, NULL);
+        if (!full) {
+            int saved = errno;
+            return pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", root,
+                           strerror(saved));
+        }
         err = flist_add(fl, full, NULL, st, ctx);
         if (err != PT_OK)
             free(full);
     } else {
-        struct walker w = {fl, strlen(root), ctx};
+        struct walker w = {fl, strlen(root), ctx, false, 0, 0};
+        struct stat ost;
+        if (stat(out, &ost) == 0) {
+            w.out_exists = true;
+            w.out_dev = ost.st_dev;
+            w.out_ino = ost.st_ino;
+        }
         err = walk_dir(&w, root, 0);
         if (err == PT_OK && fl->count > 0)
             qsort(fl->v, fl->count, sizeof *fl->v, cfile_cmp);
@@ -845,11 +870,12 @@ static enum pt_err create_run(const struct create_opts *o, struct pt_errctx *ctx
     }
     err = torrent_name(root, res->name, sizeof res->name, ctx);
     if (err == PT_OK)
-        err = list_files(root, &st, &fl, ctx);
+        err = list_files(root, &st, o->out_path, &fl, ctx);
     if (err != PT_OK)
         goto out;
     res->file_count = fl.count;
     res->skipped = fl.skipped;
+    res->out_skipped = fl.out_skipped;
     res->total = fl.total;
     if (fl.total == 0) {
         err = pt_fail(ctx, PT_ERR_NOT_FOUND, PT_NO_OFFSET,
@@ -1020,9 +1046,6 @@ int create_cli(int argc, char **argv)
         fprintf(stderr, "ptorrent: %s: already exists (use --force to replace it)\n", o.out_path);
         return CLI_EXIT_FAILURE;
     }
-    if (o.tracker_count == 0)
-        fprintf(stderr, "ptorrent: warning: no tracker (-a): peers can find this torrent only "
-                        "through DHT or by being told\n");
 
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct create_result res;
@@ -1030,12 +1053,18 @@ int create_cli(int argc, char **argv)
     if (res.skipped > 0)
         fprintf(stderr, "ptorrent: note: left out %zu symbolic link%s or special file%s\n",
                 res.skipped, res.skipped == 1 ? "" : "s", res.skipped == 1 ? "" : "s");
+    if (res.out_skipped)
+        fprintf(stderr, "ptorrent: note: left out %s itself, which is inside %s\n", o.out_path,
+                o.path);
     if (err != PT_OK) {
         fprintf(stderr, "ptorrent: %s\n", ctx.msg[0] ? ctx.msg : pt_strerror(err));
         if (err == PT_ERR_USAGE)
             return CLI_EXIT_USAGE;
         return res.output_side || err == PT_ERR_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_BAD_INPUT;
     }
+    if (o.tracker_count == 0)
+        fprintf(stderr, "ptorrent: warning: no tracker (-a): only clients told a peer's address "
+                        "(or using DHT) can find this torrent\n");
     char hex[2 * SHA1_LEN + 1], total[UNITS_STRLEN], plen[UNITS_STRLEN];
     sha1_hex(res.info_hash, hex);
     printf("%s: %s, %zu file%s, %s in %u pieces of %s\n", o.out_path, res.name, res.file_count,

@@ -68,6 +68,9 @@ struct peer_conn {
     size_t nq;
     size_t depth;        /* pipeline target */
     int64_t last_recv_ms, last_send_ms, last_block_ms, next_tick_ms;
+    bool awaiting;       /* requests sent and no block since: the snub clock runs.
+                          * Cancelling them (endgame) does not stop it: a peer
+                          * that answers nothing is useless either way. */
     uint64_t rate_bytes;
     int64_t rate_start_ms;
     uint64_t down_bytes; /* reported to the swarm at the end */
@@ -266,8 +269,10 @@ static enum pt_err fill_pipeline(struct peer_conn *c)
     uint8_t out[64 * 17];
     size_t len = 0;
     int64_t now = peer_now_ms();
-    if (c->nq == 0)
+    if (!c->awaiting) {
+        c->awaiting = true;
         c->last_block_ms = now; /* the snub clock starts with the first request */
+    }
     for (size_t i = 0; i < n; i++) {
         len += wire_put_request(out + len, WIRE_REQUEST, blocks[i].piece, blocks[i].begin,
                                 blocks[i].length);
@@ -320,7 +325,7 @@ static enum pt_err housekeeping(struct peer_conn *c, int64_t now)
         return c->why = "banned", PT_ERR_STOPPED;
     if (c->peer_pieces == c->sh->meta->piece_count && picker_is_complete(c->sh->picker))
         return c->why = "both sides have everything", PT_ERR_STOPPED;
-    if (c->nq > 0 && now - c->last_block_ms > c->sh->snub_timeout_ms)
+    if (c->awaiting && now - c->last_block_ms > c->sh->snub_timeout_ms)
         return c->why = "snubbed: no requested data in time", PT_ERR_TIMEOUT;
     if (now - c->last_recv_ms > PEER_IDLE_TIMEOUT_MS)
         return c->why = "idle", PT_ERR_TIMEOUT;
@@ -379,6 +384,7 @@ static void count_block(struct peer_conn *c, uint32_t len, int64_t now)
     c->down_bytes += len;
     c->rate_bytes += len;
     c->last_block_ms = now;
+    c->awaiting = c->nq > 0;
     atomic_fetch_add(&c->sh->counters->downloaded, len);
     atomic_fetch_add(&c->link->bytes_from, len);
     atomic_store(&c->link->last_block_ms, now);
@@ -464,11 +470,11 @@ static enum pt_err handle_message(struct peer_conn *c, int id, uint32_t len)
     switch (m.id) {
     case WIRE_CHOKE:
         c->peer_choking = true;
+        c->awaiting = false;
         give_back_all(c); /* others may fetch them now */
         return PT_OK;
     case WIRE_UNCHOKE:
         c->peer_choking = false;
-        c->last_block_ms = peer_now_ms();
         return PT_OK;
     case WIRE_HAVE:
         return on_have(c, m.index);
@@ -531,13 +537,15 @@ static enum pt_err run(struct peer_conn *c)
             err = fill_pipeline(c);
         if (err == PT_OK && c->nreqs > 0)
             err = serve_one(c);
-        /* With blocks to serve, only glance at the socket; else wait a tick. */
-        if (err == PT_OK)
-            err = net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS);
-        if (err == PT_ERR_TIMEOUT)
-            err = PT_OK; /* nothing yet: loop for housekeeping */
-        else if (err == PT_OK)
+        if (err != PT_OK)
+            break;
+        /* With blocks to serve, only glance at the socket; else wait a tick.
+         * No data yet is not an error: loop for housekeeping. */
+        enum pt_err waited = net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS);
+        if (waited == PT_OK)
             err = read_message(c);
+        else if (waited != PT_ERR_TIMEOUT)
+            err = waited;
     }
     return err;
 }

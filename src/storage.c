@@ -132,16 +132,18 @@ struct storage *storage_open(const struct metainfo *m, const char *dir, enum pt_
     }
     for (size_t i = 0; i < m->file_count; i++)
         s->fds[i] = -1;
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        int saved = errno;
-        *err_out = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", dir,
-                           strerror(saved));
+    /* DIR itself, and its parents, as `mkdir -p` would (aria2c does too). */
+    char *probe = join_path(dir, ".");
+    enum pt_err e = probe ? make_parents(probe, ctx) : PT_ERR_NOMEM;
+    free(probe);
+    if (e != PT_OK) {
+        *err_out = e;
         storage_close(s);
         return NULL;
     }
     for (size_t i = 0; i < m->file_count; i++) {
         char *path = join_path(dir, m->files[i].path);
-        enum pt_err e = path ? make_parents(path, ctx) : PT_ERR_NOMEM;
+        e = path ? make_parents(path, ctx) : PT_ERR_NOMEM;
         if (e == PT_OK)
             e = create_file(path, m->files[i].length, ctx);
         free(path);
@@ -205,6 +207,9 @@ static enum pt_err transfer_run(struct storage *s, const struct storage_run *r, 
 static enum pt_err transfer(struct storage *s, uint64_t offset, uint8_t *p, uint32_t len,
                             bool write, struct pt_errctx *ctx)
 {
+    /* Checked whole before the first byte moves: never a partial write. */
+    if (offset > s->meta->total_length || len > s->meta->total_length - offset)
+        return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
     while (len > 0) {
         struct storage_run runs[STORAGE_MAX_RUNS];
         size_t n = storage_map(s->meta, offset, len, runs, STORAGE_MAX_RUNS);

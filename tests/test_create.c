@@ -448,6 +448,62 @@ static void test_create_single_file(void)
     free(tmp);
 }
 
+/* PATH may be a symlink to a file (the user named it); the name is the link's. */
+static void test_create_single_file_through_symlink(void)
+{
+    char *tmp = make_tmpdir();
+    write_file(tmp, "real.bin", 7, 30000);
+    char link[4096], out[4096];
+    pathf(link, sizeof link, "%s/alias.bin", tmp);
+    pathf(out, sizeof out, "%s/alias.torrent", tmp);
+    CU_ASSERT_EQUAL_FATAL(symlink("real.bin", link), 0);
+    struct create_opts o;
+    opts_init(&o, link, out);
+    CU_ASSERT_EQUAL_FATAL(create_torrent(&o, NULL), PT_OK);
+    struct metainfo m;
+    load(out, &m);
+    CU_ASSERT_STRING_EQUAL(m.name, "alias.bin");
+    CU_ASSERT_EQUAL(m.total_length, 30000);
+    const struct tfile one = {"alias.bin", 7, 30000};
+    size_t len;
+    uint8_t *data = tree_bytes(&one, 1, &len);
+    check_pieces(&m, data, len);
+    free(data);
+    metainfo_release(&m);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* Making a torrent into the tree it describes, twice: the second run must not
+ * list the first run's torrent, which it replaces. */
+static void test_create_out_inside_tree(void)
+{
+    char *tmp = make_tmpdir();
+    write_file(tmp, "d/f.bin", 3, 20000);
+    char dir[4096], out[4096];
+    pathf(dir, sizeof dir, "%s/d", tmp);
+    pathf(out, sizeof out, "%s/d/d.torrent", tmp);
+    struct create_opts o;
+    opts_init(&o, dir, out);
+    o.no_date = true;
+    CU_ASSERT_EQUAL_FATAL(create_torrent(&o, NULL), PT_OK);
+    struct buf first;
+    slurp(out, &first);
+    CU_ASSERT_EQUAL_FATAL(create_torrent(&o, NULL), PT_OK);
+    struct buf second;
+    slurp(out, &second);
+    CU_ASSERT(first.len == second.len && memcmp(first.data, second.data, first.len) == 0);
+    struct metainfo m;
+    load(out, &m);
+    CU_ASSERT_EQUAL(m.file_count, 1);
+    CU_ASSERT_STRING_EQUAL(m.files[0].path, "d/f.bin");
+    metainfo_release(&m);
+    buf_release(&first);
+    buf_release(&second);
+    remove_tree(tmp);
+    free(tmp);
+}
+
 /* A piece exactly as long as the data: one piece, no short last piece. */
 static void test_create_exact_piece(void)
 {
@@ -818,6 +874,9 @@ int test_create_register(void)
                         test_create_default_piece_length_and_threads);
     bad |= !CU_add_test(s, "no_date_is_reproducible", test_create_no_date_is_reproducible);
     bad |= !CU_add_test(s, "single_file", test_create_single_file);
+    bad |= !CU_add_test(s, "single_file_through_symlink",
+                        test_create_single_file_through_symlink);
+    bad |= !CU_add_test(s, "out_inside_tree", test_create_out_inside_tree);
     bad |= !CU_add_test(s, "exact_piece", test_create_exact_piece);
     bad |= !CU_add_test(s, "private_and_tiers", test_create_private_and_tiers);
     bad |= !CU_add_test(s, "errors", test_create_errors);
