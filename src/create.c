@@ -61,10 +61,9 @@
 #include "sha1.h"
 #include "units.h"
 
-/* The piece count create_choose_piece_length aims for: enough pieces to
- * spread a download over many peers, few enough to keep the .torrent small
- * (2,000 hashes are 40 KB). */
-#define CREATE_TARGET_MIN_PIECES 1000u
+/* create_choose_piece_length aims at 1,000-2,000 pieces: enough to spread a
+ * download over many peers, few enough to keep the .torrent small (2,000
+ * hashes are 40 KB). Halving from above this bound lands above 1,000. */
 #define CREATE_TARGET_MAX_PIECES 2000u
 /* metainfo.h's node cap holds about 100,000 files with short paths; more
  * files than that would make a torrent our own reader refuses. */
@@ -92,8 +91,8 @@ struct cfile {
 struct flist {
     struct cfile *v;
     size_t count, cap;
-    uint64_t total; /* bytes in all files */
-    size_t skipped; /* symlinks and special files left out */
+    uint64_t total;   /* bytes in all files */
+    size_t skipped;   /* symlinks and special files left out */
     bool out_skipped; /* an earlier OUT inside PATH was left out */
 };
 
@@ -117,7 +116,8 @@ uint32_t create_choose_piece_length(uint64_t total_size)
     /* Doubling stops at the first length giving at most 2,000 pieces; the
      * length before gave more than 2,000, so this one gives more than 1,000. */
     uint32_t len = CREATE_MIN_PIECE;
-    while (len < CREATE_MAX_PIECE && (total_size + len - 1) / len > CREATE_TARGET_MAX_PIECES)
+    while (len < CREATE_MAX_PIECE &&
+           total_size / len + (total_size % len != 0) > CREATE_TARGET_MAX_PIECES)
         len *= 2;
     return len;
 }
@@ -186,8 +186,7 @@ static enum pt_err read_names(const char *dir, char ***names_out, size_t *count_
     DIR *d = opendir(dir);
     if (!d) {
         int saved = errno;
-        return pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", dir,
-                       strerror(saved));
+        return pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", dir, strerror(saved));
     }
     for (;;) {
         errno = 0;
@@ -357,8 +356,8 @@ struct hasher {
     uint64_t total;        /* bytes */
     uint32_t piece_length; /* bytes */
     uint32_t piece_count;
-    uint8_t *hashes;       /* SHA1_LEN * piece_count bytes */
-    atomic_bool failed;    /* some thread failed: the others stop */
+    uint8_t *hashes;    /* SHA1_LEN * piece_count bytes */
+    atomic_bool failed; /* some thread failed: the others stop */
 };
 
 /* One thread's slice and state; only that thread touches it until joined. */
@@ -706,8 +705,7 @@ static enum pt_err write_atomically(const char *path, const uint8_t *data, size_
     }
     if (fd < 0) {
         saved = errno;
-        err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", path,
-                      strerror(saved));
+        err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s", path, strerror(saved));
         buf_release(&tmp);
         return err;
     }
@@ -728,8 +726,8 @@ static enum pt_err write_atomically(const char *path, const uint8_t *data, size_
     }
     if (saved != 0) {
         unlink(tmp_path);
-        err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s failed: %s", path,
-                      what, strerror(saved));
+        err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s failed: %s", path, what,
+                      strerror(saved));
     }
     buf_release(&tmp);
     return err;
@@ -804,8 +802,7 @@ static enum pt_err make_torrent(const struct create_opts *o, const struct flist 
     if (err == PT_OK)
         err = recheck_files(fl, ctx);
     if (err == PT_OK) {
-        encode_torrent(o, fl, multi, res->name, res->piece_length, h.hashes, res->piece_count,
-                       out);
+        encode_torrent(o, fl, multi, res->name, res->piece_length, h.hashes, res->piece_count, out);
         if (!buf_ok(out))
             err = pt_fail(ctx, PT_ERR_NOMEM, PT_NO_OFFSET, "out of memory encoding the torrent");
         else if (out->len > METAINFO_MAX_FILE_SIZE)
@@ -864,8 +861,8 @@ static enum pt_err create_run(const struct create_opts *o, struct pt_errctx *ctx
         goto out;
     }
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-        err = pt_fail(ctx, PT_ERR_IO, PT_NO_OFFSET, "%s: not a regular file or a directory",
-                      o->path);
+        err =
+            pt_fail(ctx, PT_ERR_IO, PT_NO_OFFSET, "%s: not a regular file or a directory", o->path);
         goto out;
     }
     err = torrent_name(root, res->name, sizeof res->name, ctx);
@@ -1001,12 +998,24 @@ int create_cli(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "o:a:l:pc:fh", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': o.out_path = optarg; break;
-        case 'p': o.is_private = true; break;
-        case 'c': o.comment = optarg; break;
-        case 'f': force = true; break;
-        case OPT_NO_DATE: o.no_date = true; break;
-        case 'h': printf("%s", create_usage); return CLI_EXIT_OK;
+        case 'o':
+            o.out_path = optarg;
+            break;
+        case 'p':
+            o.is_private = true;
+            break;
+        case 'c':
+            o.comment = optarg;
+            break;
+        case 'f':
+            force = true;
+            break;
+        case OPT_NO_DATE:
+            o.no_date = true;
+            break;
+        case 'h':
+            printf("%s", create_usage);
+            return CLI_EXIT_OK;
         case 'a':
             if (o.tracker_count == CREATE_MAX_TRACKERS)
                 return create_usage_error("too many -a options (at most %d)", CREATE_MAX_TRACKERS);
@@ -1030,7 +1039,8 @@ int create_cli(int argc, char **argv)
             o.threads = (unsigned)v;
             break;
         }
-        default: return create_usage_error("bad option");
+        default:
+            return create_usage_error("bad option");
         }
     }
     if (optind == argc)

@@ -272,7 +272,7 @@ static void test_create_piece_length_edges(void)
     CU_ASSERT(pieces_for(GIB) >= 1000 && pieces_for(GIB) <= 2000);
 
     CU_ASSERT_EQUAL(create_choose_piece_length(100 * GIB), CREATE_MAX_PIECE); /* 6400 pieces */
-    CU_ASSERT_EQUAL(create_choose_piece_length(UINT64_MAX / 2), CREATE_MAX_PIECE);
+    CU_ASSERT_EQUAL(create_choose_piece_length(UINT64_MAX), CREATE_MAX_PIECE);
 }
 
 /* Between the floor and the cap, every total gives 1,000-2,000 pieces, and
@@ -792,16 +792,30 @@ static void test_create_cli_exit_codes(void)
 
     CU_ASSERT_EQUAL(CLI("create", "--help"), CLI_EXIT_OK);
     CU_ASSERT_EQUAL(CLI("create"), CLI_EXIT_USAGE);
-    CU_ASSERT_EQUAL(CLI("create", path), CLI_EXIT_USAGE);              /* no -o */
-    CU_ASSERT_EQUAL(CLI("create", "-o", out), CLI_EXIT_USAGE);         /* no PATH */
+    CU_ASSERT_EQUAL(CLI("create", path), CLI_EXIT_USAGE);      /* no -o */
+    CU_ASSERT_EQUAL(CLI("create", "-o", out), CLI_EXIT_USAGE); /* no PATH */
     CU_ASSERT_EQUAL(CLI("create", "-o", out, path, path), CLI_EXIT_USAGE);
     CU_ASSERT_EQUAL(CLI("create", "--bogus", "-o", out, path), CLI_EXIT_USAGE);
     CU_ASSERT_EQUAL(CLI("create", "-a", "", "-o", out, path), CLI_EXIT_USAGE);
     CU_ASSERT_EQUAL(CLI("create", "--threads", "0", "-o", out, path), CLI_EXIT_USAGE);
     /* -l: 2^N for N < 32, bytes, K and M; powers of two from 16K to 16M only. */
-    static const char *const bad_l[] = {"13", "25", "0", "31", "8K", "32M", "100000", "3M",
-                                        "abc", "16KB", "-14", "+14", " 14", "", "16G",
-                                        "99999999999999999999", "18446744073709551616K"};
+    static const char *const bad_l[] = {"13",
+                                        "25",
+                                        "0",
+                                        "31",
+                                        "8K",
+                                        "32M",
+                                        "100000",
+                                        "3M",
+                                        "abc",
+                                        "16KB",
+                                        "-14",
+                                        "+14",
+                                        " 14",
+                                        "",
+                                        "16G",
+                                        "99999999999999999999",
+                                        "18446744073709551616K"};
     for (size_t i = 0; i < sizeof bad_l / sizeof bad_l[0]; i++) {
         int rc = CLI("create", "-l", bad_l[i], "-o", out, path);
         CU_ASSERT_EQUAL(rc, CLI_EXIT_USAGE);
@@ -813,8 +827,8 @@ static void test_create_cli_exit_codes(void)
     static const struct {
         const char *arg;
         uint32_t bytes;
-    } good_l[] = {{"14", 16384},   {"24", 16u << 20}, {"262144", 262144}, {"256K", 262144},
-                  {"256k", 262144}, {"1M", 1u << 20}, {"16M", 16u << 20}, {"16K", 16384}};
+    } good_l[] = {{"14", 16384},    {"24", 16u << 20}, {"262144", 262144}, {"256K", 262144},
+                  {"256k", 262144}, {"1M", 1u << 20},  {"16M", 16u << 20}, {"16K", 16384}};
     for (size_t i = 0; i < sizeof good_l / sizeof good_l[0]; i++) {
         int rc = CLI("create", "-f", "--no-date", "-l", good_l[i].arg, "-o", out, path);
         CU_ASSERT_EQUAL(rc, CLI_EXIT_OK);
@@ -874,8 +888,7 @@ int test_create_register(void)
                         test_create_default_piece_length_and_threads);
     bad |= !CU_add_test(s, "no_date_is_reproducible", test_create_no_date_is_reproducible);
     bad |= !CU_add_test(s, "single_file", test_create_single_file);
-    bad |= !CU_add_test(s, "single_file_through_symlink",
-                        test_create_single_file_through_symlink);
+    bad |= !CU_add_test(s, "single_file_through_symlink", test_create_single_file_through_symlink);
     bad |= !CU_add_test(s, "out_inside_tree", test_create_out_inside_tree);
     bad |= !CU_add_test(s, "exact_piece", test_create_exact_piece);
     bad |= !CU_add_test(s, "private_and_tiers", test_create_private_and_tiers);

@@ -255,6 +255,7 @@ PYEOF
     HTTPD_PID=$!
     track_pid "$HTTPD_PID"
     wait_port "$HTTPD_PORT" 10
+    # shellcheck disable=SC2034 # for the tests that source this file
     HTTPD_URL="http://127.0.0.1:$HTTPD_PORT/announce"
 }
 

@@ -51,5 +51,7 @@ interrupt() {
 interrupt sigint INT 130
 interrupt sigterm TERM 143
 # No ptorrent of ours survives, by PID in this test's process group.
-left=$(pgrep -g "$(ps -o pgid= $$ | tr -d ' ')" -x ptorrent || true)
+# (comm is the binary's name cut to 15 characters.)
+comm=$(basename "$PTORRENT" | cut -c1-15)
+left=$(pgrep -g "$(ps -o pgid= $$ | tr -d ' ')" -x "$comm" || true)
 [[ -z "$left" ]] || fail "ptorrent processes left: $left"
