@@ -355,12 +355,12 @@ static void finish_piece(struct peer_conn *c, struct picker_piece *p)
     if (good) {
         picker_piece_verified(c->sh->picker, p->index);
         if (writer_submit(c->sh->writer, p->index, p->data, p->length) != PT_OK)
-            free(p->data); /* the writer failed; the session is stopping */
+            picker_release_buffer(c->sh->picker, p->data); /* the writer failed: stopping */
         return;
     }
     uint16_t blame[64];
     size_t n = picker_piece_failed(c->sh->picker, p->index, blame, 64);
-    free(p->data);
+    picker_release_buffer(c->sh->picker, p->data);
     atomic_fetch_add(&c->sh->counters->hash_failures, 1);
     atomic_fetch_add(&c->sh->counters->wasted, p->length);
     log_warn("piece %u failed its hash check (%zu peer%s sent it)", p->index, n,

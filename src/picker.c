@@ -38,6 +38,8 @@
  */
 #include "picker.h"
 
+#include "bufpool.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -88,6 +90,7 @@ struct picker {
     uint64_t bytes_done;  /* [M] bytes of COMPLETE pieces */
     uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
     uint64_t rng;         /* [M] xorshift64 state, never 0 */
+    struct bufpool *pool; /* [I] after picker_set_pool (before any thread); NULL: malloc */
 #ifndef NDEBUG
     bool locked;     /* [M] true while some thread holds mu */
     pthread_t owner; /* [M] that thread, valid while locked */
@@ -292,10 +295,10 @@ static bool piece_activate_locked(struct picker *p, uint32_t i)
     struct piece *pc = &p->pieces[i];
     uint32_t plen = piece_len(p, i);
     struct block *blocks = calloc(blocks_in(plen), sizeof *blocks);
-    uint8_t *buf = malloc(plen);
-    if (!blocks || !buf) {
+    uint8_t *buf = p->pool ? bufpool_try_get(p->pool) : malloc(plen);
+    if (!blocks || !buf) { /* no memory, or every pool buffer is in flight */
         free(blocks);
-        free(buf);
+        picker_release_buffer(p, buf);
         return false;
     }
     pc->blocks = blocks;
@@ -421,7 +424,7 @@ void picker_free(struct picker *p)
     if (!p)
         return;
     for (uint32_t i = 0; i < p->piece_count; i++) {
-        free(p->pieces[i].buf);
+        picker_release_buffer(p, p->pieces[i].buf);
         free(p->pieces[i].blocks);
     }
     free(p->pieces);
@@ -649,4 +652,17 @@ void picker_copy_bitfield(struct picker *p, uint8_t *out)
         if (p->pieces[i].state == PIECE_COMPLETE)
             picker_set_bit(out, i);
     drop_lock(p);
+}
+
+void picker_set_pool(struct picker *p, struct bufpool *pool)
+{
+    p->pool = pool;
+}
+
+void picker_release_buffer(struct picker *p, uint8_t *data)
+{
+    if (p->pool)
+        bufpool_put(p->pool, data);
+    else
+        free(data);
 }

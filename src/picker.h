@@ -52,8 +52,8 @@ struct picker_block {
 };
 
 /* A piece whose blocks have all arrived. `data` (length bytes) is owned by the
- * receiver, who must pass it back to picker_piece_verified/failed, or free()
- * it after either call (see those functions). */
+ * receiver, who must report picker_piece_verified/failed and then release it
+ * with picker_release_buffer (or hand it to someone who will). */
 struct picker_piece {
     uint32_t index;
     uint32_t length;
@@ -114,6 +114,16 @@ void picker_piece_verified(struct picker *p, uint32_t index);
  * distinct) and returns how many. The caller frees the data. */
 size_t picker_piece_failed(struct picker *p, uint32_t index, uint16_t *blame_out,
                            size_t max_blame);
+
+/* Piece buffers come from `pool` (see bufpool.h) instead of malloc: when all
+ * its buffers are in flight, no new piece is started. Call before any other
+ * thread uses the picker. */
+struct bufpool;
+void picker_set_pool(struct picker *p, struct bufpool *pool);
+
+/* Gives back a piece buffer handed out by picker_block_end (to the pool, or
+ * free() without one). NULL is a no-op. Any thread; takes no picker lock. */
+void picker_release_buffer(struct picker *p, uint8_t *data);
 
 /* Progress and state, each a consistent snapshot taken under the lock. */
 bool picker_is_complete(struct picker *p);

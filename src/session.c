@@ -44,6 +44,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "bufpool.h"
 #include "choker.h"
 #include "cli.h"
 #include "listener.h"
@@ -79,8 +80,12 @@
 #define SESSION_RESUME_INTERVAL_MS 5000
 /* Peer links the choker can look at in one round (the --max-peers cap). */
 #define SESSION_MAX_LINKS 1000
-/* Bytes of verified pieces waiting for the disk: bounds memory, not speed. */
-#define SESSION_WRITE_QUEUE_BYTES (32u << 20)
+/* Bytes of piece buffers: pieces being downloaded, hashed or waiting for the
+ * disk all live in this pool, so it bounds memory (the write queue has the
+ * same bound). 48 MiB keeps a 4-seeder loopback download busy; never fewer
+ * than SESSION_POOL_MIN_PIECES buffers, so large pieces still overlap. */
+#define SESSION_POOL_BYTES (48u << 20)
+#define SESSION_POOL_MIN_PIECES 8
 
 /* Written by the signal handler, read by the main loop: lock-free atomics are
  * async-signal-safe. There is one session per process. */
@@ -113,6 +118,7 @@ struct session {
     struct pool *pool;
     struct tracker_list *trackers;
     struct listener *listener;
+    struct bufpool *buffers; /* piece buffers */
     struct ratelimit *down_limit, *up_limit;
     struct session_counters counters;
     struct peer_shared shared;
@@ -594,16 +600,28 @@ static int load_have(struct session *s)
     return CLI_EXIT_OK;
 }
 
+static void give_back_buffer(void *pool, uint8_t *data)
+{
+    bufpool_put(pool, data);
+}
+
 /* The shared parts: picker, writer, swarm, pool, links, limits, trackers. */
 static int make_parts(struct session *s)
 {
-    size_t queue = SESSION_WRITE_QUEUE_BYTES;
-    if (queue < 2 * (size_t)s->meta.piece_length)
-        queue = 2 * (size_t)s->meta.piece_length;
+    size_t buffers = SESSION_POOL_BYTES / s->meta.piece_length;
+    if (buffers < SESSION_POOL_MIN_PIECES)
+        buffers = SESSION_POOL_MIN_PIECES;
     unsigned links = s->cfg->max_peers;
+    s->buffers = bufpool_new(s->meta.piece_length, buffers);
     s->picker = picker_new(s->meta.piece_count, s->meta.piece_length, s->meta.total_length,
                            s->written.bitfield);
-    s->writer = s->picker ? writer_new(s->storage, queue, on_piece_written, &s->written) : NULL;
+    s->writer = s->picker && s->buffers ? writer_new(s->storage, buffers * s->meta.piece_length,
+                                                  on_piece_written, &s->written)
+                                     : NULL;
+    if (s->writer) {
+        picker_set_pool(s->picker, s->buffers);
+        writer_set_release(s->writer, give_back_buffer, s->buffers);
+    }
     s->swarm = swarm_new();
     s->pool = pool_new(links);
     s->trackers = make_trackers(&s->meta);
@@ -772,7 +790,8 @@ static void session_free(struct session *s)
     tracker_list_free(s->trackers);
     pool_free(s->pool);
     swarm_free(s->swarm);
-    picker_free(s->picker);
+    picker_free(s->picker); /* gives in-flight buffers back to the pool */
+    bufpool_free(s->buffers);
     storage_close(s->storage);
     free(s->tracker_id);
     metainfo_release(&s->meta);

@@ -30,6 +30,8 @@ struct writer {
     size_t max_bytes;             /* immutable */
     writer_written_fn on_written; /* immutable */
     void *arg;                    /* immutable */
+    void (*release)(void *arg, uint8_t *data); /* set before the first submit */
+    void *release_arg;
     pthread_t thread;
     /* Locking: `lock` guards head, tail, queued_bytes, finishing, failed,
      * error and error_ctx. */
@@ -65,7 +67,10 @@ static struct job *next_job(struct writer *w)
 static void job_done(struct writer *w, struct job *j, enum pt_err err, const struct pt_errctx *ctx)
 {
     size_t len = j->len;
-    free(j->data);
+    if (w->release)
+        w->release(w->release_arg, j->data);
+    else
+        free(j->data);
     free(j);
     pthread_mutex_lock(&w->lock);
     w->queued_bytes -= len;
@@ -159,6 +164,12 @@ enum pt_err writer_submit(struct writer *w, uint32_t index, uint8_t *data, uint3
     if (err != PT_OK)
         free(j);
     return err;
+}
+
+void writer_set_release(struct writer *w, void (*release)(void *arg, uint8_t *data), void *arg)
+{
+    w->release = release;
+    w->release_arg = arg;
 }
 
 uint32_t writer_pieces_written(struct writer *w)

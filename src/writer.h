@@ -34,8 +34,12 @@ typedef void (*writer_written_fn)(void *arg, uint32_t index);
 struct writer *writer_new(struct storage *s, size_t max_bytes, writer_written_fn on_written,
                           void *arg);
 
-/* Queues piece `index` (len bytes at data, malloc'd). On PT_OK the writer
- * takes ownership of data and frees it after writing; on error (the writer
+/* How the writer gives back a piece buffer after writing it (default: free).
+ * Call before the first writer_submit. */
+void writer_set_release(struct writer *w, void (*release)(void *arg, uint8_t *data), void *arg);
+
+/* Queues piece `index` (len bytes at data). On PT_OK the writer takes
+ * ownership of data and releases it after writing; on error (the writer
  * has failed or is finishing) the caller keeps it. Blocks while the queue is
  * full. */
 enum pt_err writer_submit(struct writer *w, uint32_t index, uint8_t *data, uint32_t len);

@@ -292,3 +292,57 @@ PYEOF
 seeder_uploaded() {
     cat "$CS_COUNT" 2>/dev/null || echo 0
 }
+
+# ---- a libtorrent leecher that reads slowly ----------------------------------------
+
+SL_PID=
+
+# start_slow_leecher NAME TORRENT OUT_DIR PEER KIB: one libtorrent session
+# downloads TORRENT into OUT_DIR from PEER (HOST:PORT, dialled every 2 s while
+# not connected) with its download limited to KIB KiB/s, so that it reads its
+# socket slower than a loopback seeder can write: the kernel's buffers hold
+# data the seeder has sent and the leecher has not read yet. Exits 0 when
+# complete, 1 after 80 s. Log: $E2E_TMP/NAME.log. Sets SL_PID.
+start_slow_leecher() {
+    local name=$1 torrent=$2 out=$3 peer=$4 kib=$5
+    "$PY" - "$torrent" "$out" "$peer" "$kib" >"$E2E_TMP/$name.log" 2>&1 <<'PYEOF' &
+import os, sys, time
+import libtorrent as lt
+torrent, out, peer, kib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:0", "outgoing_interfaces": "127.0.0.1",
+    "allow_multiple_connections_per_ip": True, "enable_dht": False, "enable_lsd": False,
+    "enable_upnp": False, "enable_natpmp": False, "enable_incoming_utp": False,
+    "enable_outgoing_utp": False, "max_failcount": 100, "min_reconnect_time": 1})
+f = lt.ip_filter()
+f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+ses.set_peer_class_filter(f)
+ses.apply_settings({"download_rate_limit": kib * 1024})
+atp = lt.add_torrent_params()
+atp.ti = lt.torrent_info(torrent)
+atp.save_path = out
+atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+h = ses.add_torrent(atp)
+host, port = peer.rsplit(":", 1)
+ppid, end, next_dial, next_say = os.getppid(), time.monotonic() + 80, 0.0, 0.0
+while time.monotonic() < end and os.getppid() == ppid:
+    st = h.status()
+    if time.monotonic() >= next_say:
+        print("slow leecher: %.1f%% (%d of %d bytes), %d peers"
+              % (st.progress * 100, st.total_wanted_done, st.total_wanted, st.num_peers), flush=True)
+        next_say = time.monotonic() + 1
+    if st.is_seeding:
+        print("slow leecher: finished", flush=True)
+        h.pause()
+        del h, ses
+        sys.exit(0)
+    if st.num_peers == 0 and time.monotonic() >= next_dial:
+        h.connect_peer((host, int(port)))
+        next_dial = time.monotonic() + 2
+    time.sleep(0.1)
+print("slow leecher: gave up at %.1f%% with %d peers" % (st.progress * 100, st.num_peers), flush=True)
+sys.exit(1)
+PYEOF
+    SL_PID=$!
+    track_pid "$SL_PID"
+}

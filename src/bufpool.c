@@ -1,0 +1,129 @@
+/*
+ * bufpool: a free list (a stack of pointers) under one mutex. bufpool_get
+ * waits on `returned` with a timed wait, so a waiter notices the stop flag
+ * within BUFPOOL_WAIT_SLICE_MS even if nobody puts a buffer back.
+ */
+#include "bufpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define BUFPOOL_WAIT_SLICE_MS 200
+
+struct bufpool {
+    size_t size;  /* immutable */
+    size_t count; /* immutable */
+    /* Locking: `lock` guards free_list, nfree, allocated and in_use. */
+    pthread_mutex_t lock;
+    pthread_cond_t returned; /* signalled by bufpool_put */
+    uint8_t **free_list;     /* count slots, nfree used */
+    size_t nfree;
+    size_t allocated;
+    size_t in_use;
+};
+
+struct bufpool *bufpool_new(size_t size, size_t count)
+{
+    if (count == 0 || size == 0)
+        return NULL;
+    struct bufpool *p = calloc(1, sizeof *p);
+    if (p)
+        p->free_list = calloc(count, sizeof *p->free_list);
+    if (!p || !p->free_list) {
+        free(p);
+        return NULL;
+    }
+    p->size = size;
+    p->count = count;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->returned, NULL);
+    return p;
+}
+
+void bufpool_free(struct bufpool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nfree; i++)
+        free(p->free_list[i]);
+    free(p->free_list);
+    pthread_cond_destroy(&p->returned);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* A free buffer, or a new one if the pool may still grow, else NULL. */
+static uint8_t *take_locked(struct bufpool *p)
+{
+    uint8_t *b = NULL;
+    if (p->nfree > 0) {
+        b = p->free_list[--p->nfree];
+    } else if (p->allocated < p->count) {
+        b = malloc(p->size);
+        if (b)
+            p->allocated++;
+    }
+    if (b)
+        p->in_use++;
+    return b;
+}
+
+uint8_t *bufpool_try_get(struct bufpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint8_t *b = take_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+uint8_t *bufpool_get(struct bufpool *p, const atomic_bool *stop)
+{
+    pthread_mutex_lock(&p->lock);
+    uint8_t *b;
+    while ((b = take_locked(p)) == NULL && !(stop && atomic_load(stop))) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += BUFPOOL_WAIT_SLICE_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->returned, &p->lock, &until);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return b;
+}
+
+void bufpool_put(struct bufpool *p, uint8_t *buf)
+{
+    if (!buf)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->free_list[p->nfree++] = buf; /* nfree < count: every buffer out came from here */
+    p->in_use--;
+    pthread_cond_signal(&p->returned);
+    pthread_mutex_unlock(&p->lock);
+}
+
+size_t bufpool_size(const struct bufpool *p)
+{
+    return p->size;
+}
+
+size_t bufpool_in_use(struct bufpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->in_use;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+size_t bufpool_allocated(struct bufpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->allocated;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
