@@ -33,8 +33,10 @@
 #include "sha1.h"
 #include "wire.h"
 
-/* How often housekeeping runs, and the longest a read waits before it. */
-#define PEER_TICK_MS 250
+/* How often housekeeping runs, and the longest a read waits before it: also
+ * how long a stop takes to reach every peer thread (ten wake-ups a second per
+ * peer cost nothing measurable). */
+#define PEER_TICK_MS 100
 
 struct inflight {
     struct picker_block b;
@@ -54,6 +56,7 @@ struct peer_conn {
     uint32_t peer_pieces; /* bits set in `bitfield` */
     bool got_bitfield;
     bool reached;        /* handshake done */
+    bool never_again;    /* not a peer for this torrent (or ourselves): don't redial */
     bool peer_choking;   /* the peer chokes us (BEP 3 initial state) */
     bool am_interested;
     bool am_choking;     /* what we last told the peer (BEP 3 initial state) */
@@ -105,10 +108,14 @@ static enum pt_err read_handshake(struct peer_conn *c)
     enum pt_err err = net_read_exact(c->rd, hs, sizeof hs, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
     if (err == PT_OK)
         err = wire_handshake_parse(hs, c->sh->meta->info_hash, NULL, NULL);
-    if (err == PT_OK && memcmp(hs + 48, c->sh->peer_id, 20) == 0)
-        err = PT_ERR_HANDSHAKE; /* we dialled ourselves */
+    if (err == PT_ERR_HANDSHAKE) {
+        c->why = "bad handshake (wrong protocol or info hash)";
+    } else if (err == PT_OK && memcmp(hs + 48, c->sh->peer_id, 20) == 0) {
+        c->why = "connected to ourselves"; /* the tracker lists us too */
+        err = PT_ERR_HANDSHAKE;
+    }
     if (err == PT_ERR_HANDSHAKE)
-        c->why = "bad handshake (protocol, info hash or our own peer id)";
+        c->never_again = true;
     return err;
 }
 
@@ -259,6 +266,8 @@ static enum pt_err fill_pipeline(struct peer_conn *c)
 {
     if (c->peer_choking || !c->am_interested || c->nq >= c->depth)
         return PT_OK;
+    if (swarm_banned(c->sh->swarm, c->id)) /* lock-free: checked before every batch */
+        return c->why = "banned", PT_ERR_STOPPED;
     struct picker_block blocks[64];
     size_t want = c->depth - c->nq;
     if (want > 64)
@@ -618,7 +627,9 @@ void peer_thread_main(void *arg)
     if (err != PT_ERR_STOPPED || (c.why && strcmp(c.why, "stopping") != 0))
         log_info("disconnected: %s", c.why ? c.why : pt_strerror(err));
     swarm_add_bytes(c.sh->swarm, c.id, c.down_bytes, c.up_bytes);
-    swarm_release(c.sh->swarm, c.id, !c.reached, peer_now_ms());
+    swarm_release(c.sh->swarm, c.id,
+                  c.never_again ? SWARM_NEVER_AGAIN : c.reached ? SWARM_DONE : SWARM_FAILED,
+                  peer_now_ms());
     conn_release(&c);
     atomic_store(&a->link->active, false);
     atomic_store(&a->link->done, true); /* last touch: the main thread may reuse it */

@@ -66,6 +66,7 @@ struct piece {
     uint8_t *buf;         /* piece-sized; ACTIVE only, else NULL */
     uint32_t avail;       /* connected peers known to have this piece */
     uint32_t received;    /* blocks in BLOCK_RECEIVED */
+    uint32_t missing;     /* ACTIVE: blocks in BLOCK_MISSING (lets reserve skip full pieces) */
     uint8_t state;        /* enum piece_state */
     bool exclusive;       /* failed its hash once: retried from one peer only */
     uint16_t owner;       /* exclusive: the peer fetching it now, 0 = nobody yet */
@@ -243,7 +244,7 @@ static bool drop_requester(struct block *b, uint16_t peer)
 
 /* A REQUESTED or RECEIVING block lost its claim or a request: it becomes
  * REQUESTED if someone still asks for it, else MISSING. */
-static void block_settle_locked(struct picker *p, struct block *b)
+static void block_settle_locked(struct picker *p, struct piece *pc, struct block *b)
 {
     assert_locked(p);
     b->from = 0;
@@ -251,8 +252,10 @@ static void block_settle_locked(struct picker *p, struct block *b)
         b->state = BLOCK_REQUESTED;
         return;
     }
-    if (b->state != BLOCK_MISSING)
+    if (b->state != BLOCK_MISSING) {
         p->unrequested++;
+        pc->missing++;
+    }
     b->state = BLOCK_MISSING;
 }
 
@@ -304,6 +307,7 @@ static bool piece_activate_locked(struct picker *p, uint32_t i)
     pc->blocks = blocks;
     pc->buf = buf;
     pc->received = 0;
+    pc->missing = blocks_in(plen);
     pc->state = PIECE_ACTIVE;
     return true;
 }
@@ -329,14 +333,18 @@ static void take_blocks_locked(struct picker *p, uint32_t i, uint16_t peer, bool
     uint32_t nb = blocks_in(plen);
     if (pc->exclusive && pc->owner != 0 && pc->owner != peer)
         return;
+    if (!share && pc->missing == 0)
+        return; /* every block is asked for already: nothing to scan */
     if (pc->exclusive)
         pc->owner = peer;
     for (uint32_t bi = 0; bi < nb && *n < max; bi++) {
         struct block *b = &pc->blocks[bi];
         if (!block_offerable(b, peer, share))
             continue;
-        if (b->state == BLOCK_MISSING)
+        if (b->state == BLOCK_MISSING) {
             p->unrequested--;
+            pc->missing--;
+        }
         b->state = BLOCK_REQUESTED;
         add_requester(b, peer);
         out[(*n)++] = (struct picker_block){i, bi * PICKER_BLOCK_SIZE, block_len(plen, bi)};
@@ -499,7 +507,7 @@ void picker_unreserve(struct picker *p, uint16_t peer_id, const struct picker_bl
     take_lock(p);
     struct block *blk = find_block_locked(p, b->piece, b->begin, &len);
     if (blk && drop_requester(blk, peer_id) && blk->state == BLOCK_REQUESTED) {
-        block_settle_locked(p, blk);
+        block_settle_locked(p, &p->pieces[b->piece], blk);
         release_owner_if_idle_locked(p, b->piece);
     }
     drop_lock(p);
@@ -528,8 +536,10 @@ uint8_t *picker_block_begin(struct picker *p, uint16_t peer_id, uint32_t piece, 
     bool on_parole = pc && pc->exclusive && pc->owner != peer_id;
     if (b && !on_parole && len == length &&
         (b->state == BLOCK_MISSING || b->state == BLOCK_REQUESTED)) {
-        if (b->state == BLOCK_MISSING)
+        if (b->state == BLOCK_MISSING) {
             p->unrequested--;
+            p->pieces[piece].missing--;
+        }
         drop_requester(b, peer_id); /* this request is being answered */
         b->state = BLOCK_RECEIVING;
         b->from = peer_id;
@@ -551,7 +561,7 @@ bool picker_block_end(struct picker *p, uint16_t peer_id, uint32_t piece, uint32
     if (ok) {
         complete = block_arrived_locked(p, piece, b, done_out);
     } else {
-        block_settle_locked(p, b);
+        block_settle_locked(p, &p->pieces[piece], b);
         release_owner_if_idle_locked(p, piece);
     }
 out:

@@ -253,7 +253,7 @@ static bool announce(struct session *s, enum tracker_event ev)
                 err == PT_ERR_TRACKER_FAILURE ? "" : " (gave up after repeated tries)");
         return false;
     }
-    log_warn("%s: %s (try %u)", pt_strerror(err), ctx.msg, s->tracker_failures);
+    log_info("%s: %s (try %u)", pt_strerror(err), ctx.msg, s->tracker_failures);
     return true;
 }
 
@@ -304,7 +304,7 @@ static bool start_peer(struct session *s, uint16_t id, const struct peer_addr *a
     free(a);
     if (fd >= 0)
         close(fd);
-    swarm_release(s->swarm, id, false, now);
+    swarm_release(s->swarm, id, SWARM_DONE, now);
     return false;
 }
 
@@ -821,7 +821,8 @@ int session_run(const struct session_config *cfg)
     init_shared(s);
     progress_init(&s->progress, !cfg->quiet, s->start_ms);
     rc = run_loop(s);
-    sample_progress(s, peer_now_ms(), true);
+    if (rc == CLI_EXIT_OK)
+        sample_progress(s, peer_now_ms(), true); /* show the final 100% */
     progress_clear(&s->progress);
     rc = session_teardown(s, rc);
     int64_t end_ms = peer_now_ms();

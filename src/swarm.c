@@ -1,11 +1,14 @@
 /*
- * swarm: a fixed array of candidates, scanned linearly. With at most a few
+ * swarm: a fixed array of candidates, scanned linearly.
+ * `banned` is also kept in an atomic so that peer threads can ask "am I
+ * banned?" before every request batch without taking the lock. With at most a few
  * thousand entries, and calls a few times a second, a scan costs microseconds
  * and keeps the code obvious; ids are array positions + 1, so they never move.
  */
 #include "swarm.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 struct candidate {
@@ -14,6 +17,7 @@ struct candidate {
     bool inbound;           /* it dialled us: its port is not one to dial back */
     unsigned failures;      /* consecutive failed connections */
     int64_t next_try_ms;    /* do not dial before this */
+    atomic_bool banned;     /* mirrors st.banned for lock-free swarm_banned() */
 };
 
 struct swarm {
@@ -108,12 +112,15 @@ void swarm_reached(struct swarm *s, uint16_t id)
     pthread_mutex_unlock(&s->lock);
 }
 
-void swarm_release(struct swarm *s, uint16_t id, bool failed, int64_t now_ms)
+void swarm_release(struct swarm *s, uint16_t id, enum swarm_outcome how, int64_t now_ms)
 {
     pthread_mutex_lock(&s->lock);
     struct candidate *c = get_locked(s, id);
     if (c) {
         c->connected = false;
+        bool failed = how != SWARM_DONE;
+        if (how == SWARM_NEVER_AGAIN)
+            c->failures = SWARM_MAX_FAILURES - 1; /* the ++ below makes it final */
         int64_t wait = SWARM_RETRY_AFTER_MS;
         if (failed) {
             c->failures++;
@@ -135,8 +142,10 @@ bool swarm_blame(struct swarm *s, uint16_t id, bool sole)
     bool banned = false;
     if (c) {
         c->st.hash_failures++;
-        if (sole)
+        if (sole) {
             c->st.banned = true;
+            atomic_store(&c->banned, true);
+        }
         banned = c->st.banned;
     }
     pthread_mutex_unlock(&s->lock);
@@ -145,11 +154,9 @@ bool swarm_blame(struct swarm *s, uint16_t id, bool sole)
 
 bool swarm_banned(struct swarm *s, uint16_t id)
 {
-    pthread_mutex_lock(&s->lock);
-    struct candidate *c = get_locked(s, id);
-    bool banned = c && c->st.banned;
-    pthread_mutex_unlock(&s->lock);
-    return banned;
+    /* No lock: ids are only handed out for entries that exist, and entries
+     * never move (a fixed array). */
+    return id >= 1 && id <= SWARM_MAX_PEERS && atomic_load(&s->peers[id - 1].banned);
 }
 
 void swarm_add_bytes(struct swarm *s, uint16_t id, uint64_t down, uint64_t up)

@@ -59,8 +59,13 @@ uint16_t swarm_take(struct swarm *s, int64_t now_ms, struct peer_addr *addr_out)
 /* The connection to `id` got past the handshake. */
 void swarm_reached(struct swarm *s, uint16_t id);
 
-/* The connection to `id` ended. failed=true counts against it (backoff). */
-void swarm_release(struct swarm *s, uint16_t id, bool failed, int64_t now_ms);
+/* How a connection ended: SWARM_FAILED counts against the peer (backoff);
+ * SWARM_NEVER_AGAIN (a wrong info hash, ourselves) stops us dialling it.
+ * (false/true work as SWARM_DONE/SWARM_FAILED.) */
+enum swarm_outcome { SWARM_DONE = 0, SWARM_FAILED = 1, SWARM_NEVER_AGAIN = 2 };
+
+/* The connection to `id` ended. */
+void swarm_release(struct swarm *s, uint16_t id, enum swarm_outcome how, int64_t now_ms);
 
 /* A piece that failed its hash had blocks from `id`; `sole` if only from it.
  * A peer that alone sent a bad piece is banned (the picker retries a failed

@@ -1,0 +1,362 @@
+/*
+ * Tests for the piece-buffer pool, through bufpool.h: buffers are allocated
+ * lazily and never more than `count`; try_get refuses at once when all are
+ * out; a buffer put back is the one handed out next (no new malloc); get
+ * waits for a put, or gives up with NULL once the stop flag is set; and a
+ * stress test (run it under TSan) where eight threads share three buffers,
+ * each filling its buffer with its own pattern and checking nobody else
+ * wrote to it while it was held.
+ */
+#include <CUnit/CUnit.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "bufpool.h"
+
+#define BUF_SIZE 1024 /* bytes; small so the stress test fills and checks quickly */
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Puts `buf` back into `pool` after `delay_ms`, from its own thread. */
+struct late_put {
+    struct bufpool *pool;
+    uint8_t *buf;
+    long delay_ms;
+};
+
+static void *late_put_thread_main(void *arg)
+{
+    struct late_put *lp = arg;
+    sleep_ms(lp->delay_ms);
+    bufpool_put(lp->pool, lp->buf);
+    return NULL;
+}
+
+/* Sets *stop after `delay_ms`, from its own thread. */
+struct late_stop {
+    atomic_bool *stop;
+    long delay_ms;
+};
+
+static void *late_stop_thread_main(void *arg)
+{
+    struct late_stop *ls = arg;
+    sleep_ms(ls->delay_ms);
+    atomic_store(ls->stop, true);
+    return NULL;
+}
+
+/* ---- construction and counting ---- */
+
+static void test_bufpool_new_with_count_zero_is_null(void)
+{
+    CU_ASSERT_PTR_NULL(bufpool_new(BUF_SIZE, 0));
+    bufpool_free(NULL); /* a no-op */
+}
+
+static void test_bufpool_allocates_lazily(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, 8);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(bufpool_size(p), BUF_SIZE);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 0);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+
+    uint8_t *b = bufpool_try_get(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    memset(b, 0xab, BUF_SIZE); /* the whole size is ours (ASan checks) */
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
+
+    bufpool_put(p, b);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 1); /* kept for reuse, not freed */
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+    bufpool_free(p);
+}
+
+static void test_bufpool_try_get_hands_out_at_most_count(void)
+{
+    enum { COUNT = 4 };
+    struct bufpool *p = bufpool_new(BUF_SIZE, COUNT);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t *got[COUNT];
+    for (size_t i = 0; i < COUNT; i++) {
+        got[i] = bufpool_try_get(p);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got[i]);
+        for (size_t j = 0; j < i; j++)
+            CU_ASSERT_PTR_NOT_EQUAL(got[i], got[j]);
+        CU_ASSERT_EQUAL(bufpool_allocated(p), i + 1);
+        CU_ASSERT_EQUAL(bufpool_in_use(p), i + 1);
+    }
+    /* Exhausted: NULL at once, again and again, and no allocation past count. */
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_PTR_NULL(bufpool_try_get(p));
+        CU_ASSERT_EQUAL(bufpool_allocated(p), COUNT);
+        CU_ASSERT_EQUAL(bufpool_in_use(p), COUNT);
+    }
+    for (size_t i = 0; i < COUNT; i++)
+        bufpool_put(p, got[i]);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), COUNT);
+    bufpool_free(p);
+}
+
+static void test_bufpool_put_then_get_reuses_the_buffer(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+
+    /* One buffer out and back, many times: always the same one, one malloc. */
+    uint8_t *first = bufpool_try_get(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+    bufpool_put(p, first);
+    for (int k = 0; k < 10; k++) {
+        uint8_t *b = bufpool_try_get(p);
+        CU_ASSERT_PTR_EQUAL(b, first);
+        CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
+        bufpool_put(p, b);
+    }
+
+    /* All three out; the middle one back; try_get and get return exactly it. */
+    uint8_t *a = bufpool_try_get(p), *b = bufpool_try_get(p), *c = bufpool_try_get(p);
+    CU_ASSERT_FATAL(a && b && c);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 3);
+    bufpool_put(p, b);
+    uint8_t *again = bufpool_try_get(p);
+    CU_ASSERT_PTR_EQUAL(again, b);
+    bufpool_put(p, again);
+    again = bufpool_get(p, NULL);
+    CU_ASSERT_PTR_EQUAL(again, b);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 3);
+    CU_ASSERT_PTR_NULL(bufpool_try_get(p));
+
+    bufpool_put(p, a);
+    bufpool_put(p, again);
+    bufpool_put(p, c);
+    bufpool_free(p); /* frees all three (ASan/LeakSanitizer checks) */
+}
+
+static void test_bufpool_in_use_tracks_gets_and_puts(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t *a = bufpool_try_get(p);
+    uint8_t *b = bufpool_get(p, NULL);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 2);
+    bufpool_put(p, NULL); /* a no-op */
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 2);
+    bufpool_put(p, a);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
+    a = bufpool_try_get(p);
+    uint8_t *c = bufpool_try_get(p);
+    CU_ASSERT_FATAL(a && c);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 3);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 3);
+    bufpool_put(p, c);
+    bufpool_put(p, b);
+    bufpool_put(p, a);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 3);
+    bufpool_free(p);
+}
+
+/* ---- waiting ---- */
+
+static void test_bufpool_get_waits_for_a_put(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t *only = bufpool_try_get(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(only);
+
+    struct late_put lp = {p, only, 200};
+    pthread_t th;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_put_thread_main, &lp), 0);
+    atomic_bool stop;
+    atomic_init(&stop, false); /* never set: the wait ends only by the put */
+    uint8_t *b = bufpool_get(p, &stop);
+    int64_t waited = now_ms() - t0;
+    pthread_join(th, NULL);
+
+    CU_ASSERT_PTR_EQUAL(b, only);
+    CU_ASSERT(waited >= 150);
+    CU_ASSERT(waited < 2000);
+    if (waited < 150 || waited >= 2000)
+        fprintf(stderr, "\n  bufpool: get returned after %lld ms, want ~200\n",
+                (long long)waited);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
+    bufpool_put(p, b);
+    bufpool_free(p);
+}
+
+static void test_bufpool_get_gives_up_when_stopped(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t *only = bufpool_try_get(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(only);
+    atomic_bool stop;
+
+    /* Stop already set and nothing free: NULL without waiting. */
+    atomic_init(&stop, true);
+    int64_t t0 = now_ms();
+    CU_ASSERT_PTR_NULL(bufpool_get(p, &stop));
+    CU_ASSERT(now_ms() - t0 < 100);
+
+    /* Stop set while get waits (nobody puts): NULL within half a second. */
+    atomic_store(&stop, false);
+    struct late_stop ls = {&stop, 50};
+    pthread_t th;
+    t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_stop_thread_main, &ls), 0);
+    uint8_t *b = bufpool_get(p, &stop);
+    int64_t waited = now_ms() - t0;
+    pthread_join(th, NULL);
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT(waited >= 40); /* it did wait for the flag */
+    CU_ASSERT(waited < 50 + 500);
+    if (waited < 40 || waited >= 550)
+        fprintf(stderr, "\n  bufpool: stopped get returned after %lld ms, want 50..550\n",
+                (long long)waited);
+
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
+    bufpool_put(p, only);
+    bufpool_free(p);
+}
+
+/* ---- stress ---- */
+
+#define STRESS_THREADS 8
+#define STRESS_CYCLES 2000
+#define STRESS_COUNT 3 /* buffers: far fewer than threads, so most gets wait */
+
+struct stress {
+    pthread_t thread;
+    struct bufpool *pool;
+    unsigned id;
+    atomic_int *held;    /* buffers held by all threads right now */
+    int got_null;        /* get returned NULL (it must not: no stop flag) */
+    int corrupted;       /* a held buffer changed under us */
+    int over_count;      /* held or allocated went past STRESS_COUNT */
+};
+
+/* Thread- and cycle-specific, so a buffer shared with another thread, or a
+ * stale one, shows. */
+static uint8_t stress_byte(unsigned id, unsigned cycle, size_t i)
+{
+    return (uint8_t)(id * 37u + cycle * 11u + i * 7u + (i >> 8));
+}
+
+static void *stress_thread_main(void *arg)
+{
+    struct stress *st = arg;
+    for (unsigned cycle = 0; cycle < STRESS_CYCLES; cycle++) {
+        /* Mostly the blocking get; every fourth a try_get, which may fail. */
+        uint8_t *b = (cycle % 4 == 3) ? bufpool_try_get(st->pool) : bufpool_get(st->pool, NULL);
+        if (!b) {
+            if (cycle % 4 != 3)
+                st->got_null++;
+            continue;
+        }
+        if (atomic_fetch_add(st->held, 1) + 1 > STRESS_COUNT)
+            st->over_count++;
+        if (bufpool_allocated(st->pool) > STRESS_COUNT)
+            st->over_count++;
+        for (size_t i = 0; i < BUF_SIZE; i++)
+            b[i] = stress_byte(st->id, cycle, i);
+        if (cycle % 16 == 0)
+            sched_yield(); /* hold it a while: let the others pile up */
+        for (size_t i = 0; i < BUF_SIZE; i++) {
+            if (b[i] != stress_byte(st->id, cycle, i)) {
+                st->corrupted++;
+                break;
+            }
+        }
+        atomic_fetch_sub(st->held, 1);
+        bufpool_put(st->pool, b);
+    }
+    return NULL;
+}
+
+static void test_bufpool_stress_threads_never_share_a_buffer(void)
+{
+    struct bufpool *p = bufpool_new(BUF_SIZE, STRESS_COUNT);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    atomic_int held;
+    atomic_init(&held, 0);
+    struct stress st[STRESS_THREADS];
+    for (unsigned k = 0; k < STRESS_THREADS; k++) {
+        st[k] = (struct stress){.pool = p, .id = k + 1, .held = &held};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&st[k].thread, NULL, stress_thread_main, &st[k]),
+                              0);
+    }
+    int got_null = 0, corrupted = 0, over = 0;
+    for (unsigned k = 0; k < STRESS_THREADS; k++) {
+        pthread_join(st[k].thread, NULL);
+        got_null += st[k].got_null;
+        corrupted += st[k].corrupted;
+        over += st[k].over_count;
+    }
+    CU_ASSERT_EQUAL(got_null, 0);
+    CU_ASSERT_EQUAL(corrupted, 0);
+    CU_ASSERT_EQUAL(over, 0);
+    if (got_null || corrupted || over)
+        fprintf(stderr, "\n  bufpool stress: %d NULL gets, %d corrupted, %d over count\n",
+                got_null, corrupted, over);
+    CU_ASSERT_EQUAL(atomic_load(&held), 0);
+    CU_ASSERT(bufpool_allocated(p) <= STRESS_COUNT);
+    CU_ASSERT(bufpool_allocated(p) >= 1);
+    CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+    bufpool_free(p);
+}
+
+/* Called by tests/test_main.c (see suites.h there). */
+int test_bufpool_register(void);
+
+int test_bufpool_register(void)
+{
+    CU_pSuite s = CU_add_suite("bufpool", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        CU_TestFunc fn;
+    } tests[] = {
+        {"new with count zero is NULL", test_bufpool_new_with_count_zero_is_null},
+        {"allocates lazily", test_bufpool_allocates_lazily},
+        {"try_get hands out at most count", test_bufpool_try_get_hands_out_at_most_count},
+        {"put then get reuses the buffer", test_bufpool_put_then_get_reuses_the_buffer},
+        {"in_use tracks gets and puts", test_bufpool_in_use_tracks_gets_and_puts},
+        {"get waits for a put", test_bufpool_get_waits_for_a_put},
+        {"get gives up when stopped", test_bufpool_get_gives_up_when_stopped},
+        {"stress: threads never share a buffer",
+         test_bufpool_stress_threads_never_share_a_buffer},
+    };
+    for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++)
+        if (!CU_add_test(s, tests[k].name, tests[k].fn))
+            return -1;
+    return 0;
+}
