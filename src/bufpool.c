@@ -5,6 +5,7 @@
  */
 #include "bufpool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ void bufpool_free(struct bufpool *p)
 {
     if (!p)
         return;
+    assert(p->in_use == 0); /* every buffer must be back before the pool goes */
     for (size_t i = 0; i < p->nfree; i++)
         free(p->free_list[i]);
     free(p->free_list);
@@ -101,7 +103,8 @@ void bufpool_put(struct bufpool *p, uint8_t *buf)
     if (!buf)
         return;
     pthread_mutex_lock(&p->lock);
-    p->free_list[p->nfree++] = buf; /* nfree < count: every buffer out came from here */
+    assert(p->nfree < p->count && p->in_use > 0); /* a double or foreign put */
+    p->free_list[p->nfree++] = buf;
     p->in_use--;
     pthread_cond_signal(&p->returned);
     pthread_mutex_unlock(&p->lock);

@@ -37,6 +37,9 @@
  * how long a stop takes to reach every peer thread (ten wake-ups a second per
  * peer cost nothing measurable). */
 #define PEER_TICK_MS 100
+/* How long a closing seed waits for the peer to take the blocks still in
+ * flight (see linger_close). */
+#define PEER_LINGER_MS 2000
 
 struct inflight {
     struct picker_block b;
@@ -587,6 +590,24 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
            c->have_now && c->up;
 }
 
+/* Blocks we sent may still sit in our socket buffer. Closing a socket with
+ * unread input makes the kernel send RST and drop them, so the peer would
+ * miss the last blocks of a seed that stops at its ratio. Half-close instead
+ * (FIN after the data), read and discard until the peer closes or
+ * PEER_LINGER_MS passes, then close. */
+static void linger_close(struct peer_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    int64_t end = peer_now_ms() + PEER_LINGER_MS;
+    net_reader_init(c->rd, c->fd);
+    for (int64_t now = peer_now_ms(); now < end; now = peer_now_ms()) {
+        enum pt_err err = net_reader_wait(c->rd, (int)(end - now));
+        if (err != PT_OK)
+            break; /* EOF (the peer has it all), error, or time is up */
+        c->rd->start = c->rd->end; /* discard */
+    }
+}
+
 static void conn_release(struct peer_conn *c)
 {
     if (c->q)
@@ -594,6 +615,8 @@ static void conn_release(struct peer_conn *c)
     if (c->bitfield)
         picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
     if (c->fd >= 0) {
+        if (c->up_bytes > 0)
+            linger_close(c);
         shutdown(c->fd, SHUT_RDWR);
         close(c->fd);
     }

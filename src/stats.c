@@ -101,8 +101,10 @@ enum pt_err stats_write(const struct stats_report *r, const char *path)
     if (f) {
         bool ok = fwrite(b.data, 1, b.len, f) == b.len;
         ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0)
+        if (!ok || rename(tmp, path) != 0) {
             err = PT_ERR_IO;
+            remove(tmp); /* never leave a half-written temp file behind */
+        }
     }
     free(tmp);
     buf_release(&b);

@@ -26,7 +26,6 @@ struct stats_report {
     size_t peers_known, peers_max_connected;
     const struct swarm_peer_stats *peers;
     size_t peer_count;
-    double seconds_connected;    /* for per-peer average rates: the wall time */
 };
 
 /* Appends the JSON object (with user/system CPU and peak RSS from getrusage)

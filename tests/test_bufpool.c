@@ -51,18 +51,65 @@ static void *late_put_thread_main(void *arg)
     return NULL;
 }
 
-/* Sets *stop after `delay_ms`, from its own thread. */
+/* Sets *stop after `delay_ms` (unless it is negative: already set), from its
+ * own thread. If the waiter has not returned RESCUE_MS later, puts `buf`
+ * back, so a get that ignores the flag fails the test instead of hanging it. */
+#define RESCUE_MS 2000
+
 struct late_stop {
     atomic_bool *stop;
     long delay_ms;
+    struct bufpool *pool;
+    uint8_t *buf;
+    atomic_bool returned; /* set by the waiter once get is back */
+    bool rescued;         /* read after join */
 };
 
 static void *late_stop_thread_main(void *arg)
 {
     struct late_stop *ls = arg;
-    sleep_ms(ls->delay_ms);
-    atomic_store(ls->stop, true);
+    if (ls->delay_ms >= 0) {
+        sleep_ms(ls->delay_ms);
+        atomic_store(ls->stop, true);
+    }
+    int64_t deadline = now_ms() + RESCUE_MS;
+    while (!atomic_load(&ls->returned) && now_ms() < deadline)
+        sleep_ms(5);
+    if (!atomic_load(&ls->returned)) {
+        ls->rescued = true;
+        bufpool_put(ls->pool, ls->buf);
+    }
     return NULL;
+}
+
+/* bufpool_get on `p`, whose only buffer `only` is out, with *stop set after
+ * delay_ms (negative: set already). Asserts it gives up with NULL, without
+ * a rescue, after at least delay_ms and less than delay_ms + max_late_ms. */
+static void check_get_gives_up(struct bufpool *p, uint8_t *only, atomic_bool *stop, long delay_ms,
+                               long max_late_ms)
+{
+    struct late_stop ls = {.stop = stop, .delay_ms = delay_ms, .pool = p, .buf = only};
+    atomic_init(&ls.returned, false);
+    pthread_t th;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_stop_thread_main, &ls), 0);
+    uint8_t *b = bufpool_get(p, stop);
+    int64_t waited = now_ms() - t0;
+    atomic_store(&ls.returned, true);
+    pthread_join(th, NULL);
+
+    long from = delay_ms > 0 ? delay_ms : 0;
+    CU_ASSERT_PTR_NULL(b);
+    CU_ASSERT_FALSE(ls.rescued);
+    CU_ASSERT(waited >= from - 10); /* it did wait for the flag */
+    CU_ASSERT(waited < from + max_late_ms);
+    if (b || ls.rescued || waited < from - 10 || waited >= from + max_late_ms)
+        fprintf(stderr, "\n  bufpool: stopped get gave %p after %lld ms%s, want NULL in %ld..%ld\n",
+                (void *)b, (long long)waited, ls.rescued ? " (rescued)" : "", from,
+                from + max_late_ms);
+    /* After a rescue `only` is back in the pool unless get took it: take it out again. */
+    if (ls.rescued && b != only)
+        CU_ASSERT_PTR_EQUAL(bufpool_try_get(p), only);
 }
 
 /* ---- construction and counting ---- */
@@ -203,8 +250,7 @@ static void test_bufpool_get_waits_for_a_put(void)
     CU_ASSERT(waited >= 150);
     CU_ASSERT(waited < 2000);
     if (waited < 150 || waited >= 2000)
-        fprintf(stderr, "\n  bufpool: get returned after %lld ms, want ~200\n",
-                (long long)waited);
+        fprintf(stderr, "\n  bufpool: get returned after %lld ms, want ~200\n", (long long)waited);
     CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
     CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
     bufpool_put(p, b);
@@ -221,25 +267,11 @@ static void test_bufpool_get_gives_up_when_stopped(void)
 
     /* Stop already set and nothing free: NULL without waiting. */
     atomic_init(&stop, true);
-    int64_t t0 = now_ms();
-    CU_ASSERT_PTR_NULL(bufpool_get(p, &stop));
-    CU_ASSERT(now_ms() - t0 < 100);
+    check_get_gives_up(p, only, &stop, -1, 100);
 
     /* Stop set while get waits (nobody puts): NULL within half a second. */
     atomic_store(&stop, false);
-    struct late_stop ls = {&stop, 50};
-    pthread_t th;
-    t0 = now_ms();
-    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_stop_thread_main, &ls), 0);
-    uint8_t *b = bufpool_get(p, &stop);
-    int64_t waited = now_ms() - t0;
-    pthread_join(th, NULL);
-    CU_ASSERT_PTR_NULL(b);
-    CU_ASSERT(waited >= 40); /* it did wait for the flag */
-    CU_ASSERT(waited < 50 + 500);
-    if (waited < 40 || waited >= 550)
-        fprintf(stderr, "\n  bufpool: stopped get returned after %lld ms, want 50..550\n",
-                (long long)waited);
+    check_get_gives_up(p, only, &stop, 50, 500);
 
     CU_ASSERT_EQUAL(bufpool_in_use(p), 1);
     CU_ASSERT_EQUAL(bufpool_allocated(p), 1);
@@ -257,10 +289,10 @@ struct stress {
     pthread_t thread;
     struct bufpool *pool;
     unsigned id;
-    atomic_int *held;    /* buffers held by all threads right now */
-    int got_null;        /* get returned NULL (it must not: no stop flag) */
-    int corrupted;       /* a held buffer changed under us */
-    int over_count;      /* held or allocated went past STRESS_COUNT */
+    atomic_int *held; /* buffers held by all threads right now */
+    int got_null;     /* get returned NULL (it must not: no stop flag) */
+    int corrupted;    /* a held buffer changed under us */
+    int over_count;   /* held or allocated went past STRESS_COUNT */
 };
 
 /* Thread- and cycle-specific, so a buffer shared with another thread, or a
@@ -310,8 +342,7 @@ static void test_bufpool_stress_threads_never_share_a_buffer(void)
     struct stress st[STRESS_THREADS];
     for (unsigned k = 0; k < STRESS_THREADS; k++) {
         st[k] = (struct stress){.pool = p, .id = k + 1, .held = &held};
-        CU_ASSERT_EQUAL_FATAL(pthread_create(&st[k].thread, NULL, stress_thread_main, &st[k]),
-                              0);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&st[k].thread, NULL, stress_thread_main, &st[k]), 0);
     }
     int got_null = 0, corrupted = 0, over = 0;
     for (unsigned k = 0; k < STRESS_THREADS; k++) {
@@ -324,8 +355,8 @@ static void test_bufpool_stress_threads_never_share_a_buffer(void)
     CU_ASSERT_EQUAL(corrupted, 0);
     CU_ASSERT_EQUAL(over, 0);
     if (got_null || corrupted || over)
-        fprintf(stderr, "\n  bufpool stress: %d NULL gets, %d corrupted, %d over count\n",
-                got_null, corrupted, over);
+        fprintf(stderr, "\n  bufpool stress: %d NULL gets, %d corrupted, %d over count\n", got_null,
+                corrupted, over);
     CU_ASSERT_EQUAL(atomic_load(&held), 0);
     CU_ASSERT(bufpool_allocated(p) <= STRESS_COUNT);
     CU_ASSERT(bufpool_allocated(p) >= 1);
@@ -352,8 +383,7 @@ int test_bufpool_register(void)
         {"in_use tracks gets and puts", test_bufpool_in_use_tracks_gets_and_puts},
         {"get waits for a put", test_bufpool_get_waits_for_a_put},
         {"get gives up when stopped", test_bufpool_get_gives_up_when_stopped},
-        {"stress: threads never share a buffer",
-         test_bufpool_stress_threads_never_share_a_buffer},
+        {"stress: threads never share a buffer", test_bufpool_stress_threads_never_share_a_buffer},
     };
     for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++)
         if (!CU_add_test(s, tests[k].name, tests[k].fn))

@@ -37,7 +37,7 @@ struct jv {
     enum jtype type;
     bool boolean;
     double num;
-    char *text;        /* J_NUM: the source text; J_STR: the decoded bytes (both NUL-ended) */
+    char *text; /* J_NUM: the source text; J_STR: the decoded bytes (both NUL-ended) */
     size_t text_len;
     char *key;         /* set when this value is a member of an object */
     struct jv **items; /* J_ARR, J_OBJ: n children in source order */
@@ -397,8 +397,7 @@ static bool has_num(const struct jv *obj, const char *key, double want, double t
     const struct jv *v = jv_get(obj, key);
     bool ok = v && v->type == J_NUM && v->num - want <= tol && want - v->num <= tol;
     if (!ok)
-        fprintf(stderr, "\n  stats: %s is %s, want %g\n", key, v && v->text ? v->text : "?",
-                want);
+        fprintf(stderr, "\n  stats: %s is %s, want %g\n", key, v && v->text ? v->text : "?", want);
     return ok;
 }
 
@@ -456,11 +455,25 @@ static bool jv_equal(const struct jv *a, const struct jv *b, const char *const *
 
 /* The keys README.md documents for --stats-json, and no others. */
 static const char *const report_keys[] = {
-    "command",          "info_hash",        "result",          "total_size",
-    "piece_count",      "wall_seconds",     "first_byte_seconds", "complete_seconds",
-    "bytes_downloaded", "bytes_uploaded",   "bytes_wasted",    "pieces_failed",
-    "peers_known",      "peers_connected_max", "peers_used",   "cpu_user_seconds",
-    "cpu_system_seconds", "peak_rss_bytes", "peers",
+    "command",
+    "info_hash",
+    "result",
+    "total_size",
+    "piece_count",
+    "wall_seconds",
+    "first_byte_seconds",
+    "complete_seconds",
+    "bytes_downloaded",
+    "bytes_uploaded",
+    "bytes_wasted",
+    "pieces_failed",
+    "peers_known",
+    "peers_connected_max",
+    "peers_used",
+    "cpu_user_seconds",
+    "cpu_system_seconds",
+    "peak_rss_bytes",
+    "peers",
 };
 #define REPORT_KEYS (sizeof report_keys / sizeof report_keys[0])
 
@@ -468,8 +481,8 @@ static const char *const report_keys[] = {
 static const char *const rusage_keys[] = {"cpu_user_seconds", "cpu_system_seconds",
                                           "peak_rss_bytes", NULL};
 
-static const char *const peer_keys[] = {"address",       "downloaded", "uploaded",
-                                        "average_download_rate", "hash_failures", "banned"};
+static const char *const peer_keys[] = {
+    "address", "downloaded", "uploaded", "average_download_rate", "hash_failures", "banned"};
 #define PEER_KEYS (sizeof peer_keys / sizeof peer_keys[0])
 
 #define HASH_HEX "0123456789abcdef0123456789abcdef01234567"
@@ -514,7 +527,6 @@ static void fixture_init(struct fixture *f)
         .peers_max_connected = 2,
         .peers = f->peers,
         .peer_count = 3,
-        .seconds_connected = 12.5,
     };
 }
 
@@ -609,16 +621,44 @@ static void remove_flat_dir(const char *dir)
 static void test_stats_json_checker_rejects_bad_json(void)
 {
     static const char *const good[] = {
-        "{}", "[]", " {\"a\" : [1, -2.5e+3, 0, 0.5, true, false, null, \"x\"]} \n",
-        "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud83d\\ude00\"", "-0", "1E9",
+        "{}",
+        "[]",
+        " {\"a\" : [1, -2.5e+3, 0, 0.5, true, false, null, \"x\"]} \n",
+        "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud83d\\ude00\"",
+        "-0",
+        "1E9",
     };
     static const char *const bad[] = {
-        "",          "{",           "{\"a\":1,}",   "[1,]",         "[1 2]",
-        "{a:1}",     "{'a':1}",     "{\"a\" 1}",    "{\"a\":1}}",   "{\"a\":1} x",
-        "01",        "1.",          ".5",           "+1",           "1e",
-        "-",         "nan",         "NaN",          "Infinity",     "-inf",
-        "tru",       "nul",         "\"abc",        "\"\\x\"",      "\"\\u12\"",
-        "\"\\ud800\"", "\"\\udc00\"", "\"a\tb\"",   "\"a\nb\"",     "{\"a\":1,\"a\":2}",
+        "",
+        "{",
+        "{\"a\":1,}",
+        "[1,]",
+        "[1 2]",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\" 1}",
+        "{\"a\":1}}",
+        "{\"a\":1} x",
+        "01",
+        "1.",
+        ".5",
+        "+1",
+        "1e",
+        "-",
+        "nan",
+        "NaN",
+        "Infinity",
+        "-inf",
+        "tru",
+        "nul",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"a\tb\"",
+        "\"a\nb\"",
+        "{\"a\":1,\"a\":2}",
         /* Valid JSON, but past JSON_MAX_DEPTH: refused rather than recursed into. */
         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     };
@@ -716,7 +756,7 @@ static void test_stats_format_nulls_for_what_never_happened(void)
     struct fixture f;
     fixture_init(&f);
     f.r.result = "interrupted";
-    f.r.wall_seconds = 0; /* no division by zero for the rates */
+    f.r.wall_seconds = 0;            /* no division by zero for the rates */
     f.r.first_byte_seconds = -0.001; /* how the session says "none" (-1 ms) */
     f.r.complete_seconds = -1;
     f.r.downloaded = 0;
