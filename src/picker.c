@@ -38,6 +38,8 @@
  */
 #include "picker.h"
 
+#include "mutex.h"
+
 #include "bufpool.h"
 
 #include <assert.h>
@@ -85,67 +87,30 @@ struct picker {
     uint32_t last_length;  /* [I] bytes of the last piece */
     uint64_t total_length; /* [I] bytes */
 
-    pthread_mutex_t mu;
+    struct pt_mutex mu;
     struct piece *pieces; /* [I] pointer, [M] its piece_count entries */
     uint32_t done;        /* [M] pieces COMPLETE */
     uint64_t bytes_done;  /* [M] bytes of COMPLETE pieces */
     uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
     uint64_t rng;         /* [M] xorshift64 state, never 0 */
     struct bufpool *pool; /* [I] after picker_set_pool (before any thread); NULL: malloc */
-#ifndef NDEBUG
-    bool locked;     /* [M] true while some thread holds mu */
-    pthread_t owner; /* [M] that thread, valid while locked */
-#endif
 };
 
-/* ---- locking ---- */
+/* ---- locking: one pt_mutex (see mutex.h) ---- */
 
 static void take_lock(struct picker *p)
 {
-    int rc = pthread_mutex_lock(&p->mu);
-    assert(rc == 0); /* EDEADLK from the error-checking mutex: relocking */
-    (void)rc;
-#ifndef NDEBUG
-    p->owner = pthread_self();
-    p->locked = true;
-#endif
+    pt_mutex_lock(&p->mu);
 }
 
 static void assert_locked(const struct picker *p)
 {
-#ifndef NDEBUG
-    assert(p->locked && pthread_equal(p->owner, pthread_self()));
-#else
-    (void)p;
-#endif
+    pt_mutex_assert_held(&p->mu);
 }
 
 static void drop_lock(struct picker *p)
 {
-    assert_locked(p);
-#ifndef NDEBUG
-    p->locked = false;
-#endif
-    int rc = pthread_mutex_unlock(&p->mu);
-    assert(rc == 0);
-    (void)rc;
-}
-
-/* Debug builds get an error-checking mutex, so relocking or unlocking a mutex
- * this thread does not hold fails loudly instead of deadlocking. */
-static int init_mutex(pthread_mutex_t *mu)
-{
-    pthread_mutexattr_t attr;
-    int rc = pthread_mutexattr_init(&attr);
-    if (rc != 0)
-        return rc;
-#ifndef NDEBUG
-    rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-#endif
-    if (rc == 0)
-        rc = pthread_mutex_init(mu, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return rc;
+    pt_mutex_unlock(&p->mu);
 }
 
 /* ---- geometry (immutable, no lock) ---- */
@@ -404,7 +369,7 @@ struct picker *picker_new(uint32_t piece_count, uint32_t piece_length, uint64_t 
     if (!p)
         return NULL;
     p->pieces = calloc(piece_count, sizeof *p->pieces);
-    if (!p->pieces || init_mutex(&p->mu) != 0)
+    if (!p->pieces || pt_mutex_init(&p->mu) != 0)
         goto fail;
     p->piece_count = piece_count;
     p->piece_length = piece_length;
@@ -436,7 +401,7 @@ void picker_free(struct picker *p)
         free(p->pieces[i].blocks);
     }
     free(p->pieces);
-    pthread_mutex_destroy(&p->mu);
+    pt_mutex_destroy(&p->mu);
     free(p);
 }
 

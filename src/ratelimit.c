@@ -25,6 +25,8 @@
  */
 #include "ratelimit.h"
 
+#include "mutex.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -53,13 +55,9 @@ struct ratelimit {
     bool unlimited;          /* [I] rate 0 or above RATELIMIT_MAX_RATE */
     int64_t burst_mb;        /* [I] capacity, milli-bytes */
     int64_t (*now_ms)(void); /* [I] monotonic clock, milliseconds */
-    pthread_mutex_t mu;
+    struct pt_mutex mu;
     int64_t tokens_mb; /* [M] milli-bytes; negative while in debt */
     int64_t last_ms;   /* [M] when tokens_mb was last refilled */
-#ifndef NDEBUG
-    bool locked;     /* [M] true while some thread holds mu */
-    pthread_t owner; /* [M] that thread, valid while locked */
-#endif
 };
 
 /* ---- clock ---- */
@@ -78,54 +76,21 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---- locking ---- */
+/* ---- locking: one pt_mutex (see mutex.h) ---- */
 
 static void take_lock(struct ratelimit *r)
 {
-    int rc = pthread_mutex_lock(&r->mu);
-    assert(rc == 0); /* EDEADLK from the error-checking mutex: relocking */
-    (void)rc;
-#ifndef NDEBUG
-    r->owner = pthread_self();
-    r->locked = true;
-#endif
+    pt_mutex_lock(&r->mu);
 }
 
 static void assert_locked(const struct ratelimit *r)
 {
-#ifndef NDEBUG
-    assert(r->locked && pthread_equal(r->owner, pthread_self()));
-#else
-    (void)r;
-#endif
+    pt_mutex_assert_held(&r->mu);
 }
 
 static void drop_lock(struct ratelimit *r)
 {
-    assert_locked(r);
-#ifndef NDEBUG
-    r->locked = false;
-#endif
-    int rc = pthread_mutex_unlock(&r->mu);
-    assert(rc == 0);
-    (void)rc;
-}
-
-/* Debug builds get an error-checking mutex, so relocking or unlocking a mutex
- * this thread does not hold fails loudly instead of deadlocking. */
-static int init_mutex(pthread_mutex_t *mu)
-{
-    pthread_mutexattr_t attr;
-    int rc = pthread_mutexattr_init(&attr);
-    if (rc != 0)
-        return rc;
-#ifndef NDEBUG
-    rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-#endif
-    if (rc == 0)
-        rc = pthread_mutex_init(mu, &attr);
-    pthread_mutexattr_destroy(&attr);
-    return rc;
+    pt_mutex_unlock(&r->mu);
 }
 
 /* ---- the bucket ---- */
@@ -135,7 +100,7 @@ struct ratelimit *ratelimit_new(uint64_t bytes_per_second, int64_t (*now_ms)(voi
     struct ratelimit *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    if (init_mutex(&r->mu) != 0) {
+    if (pt_mutex_init(&r->mu) != 0) {
         free(r);
         return NULL;
     }
@@ -157,7 +122,7 @@ void ratelimit_free(struct ratelimit *r)
 {
     if (!r)
         return;
-    pthread_mutex_destroy(&r->mu);
+    pt_mutex_destroy(&r->mu);
     free(r);
 }
 
