@@ -663,9 +663,13 @@ static int session_setup(struct session *s)
     int rc = load_have(s);
     if (rc != CLI_EXIT_OK)
         return rc;
-    s->storage = storage_open(&s->meta, s->cfg->out_dir, &err, &ctx);
+    /* A seed changes nothing on disk: its data may even be read-only. */
+    s->storage = s->cfg->mode == SESSION_SEED
+                     ? storage_open_readonly(&s->meta, s->cfg->out_dir, &err, &ctx)
+                     : storage_open(&s->meta, s->cfg->out_dir, &err, &ctx);
     if (!s->storage) {
-        fprintf(stderr, "ptorrent: cannot create the download: %s\n", ctx.msg);
+        fprintf(stderr, "ptorrent: cannot %s: %s\n",
+                s->cfg->mode == SESSION_SEED ? "open the data" : "create the download", ctx.msg);
         return CLI_EXIT_FAILURE;
     }
     s->listener = listener_open(s->cfg->port, &err, &ctx);

@@ -27,6 +27,7 @@
 struct storage {
     const struct metainfo *meta; /* immutable after open */
     char *dir;                   /* immutable after open */
+    bool read_only;              /* immutable after open: seeding data we must not touch */
     /* Locking: `lock` guards fds[] (opening and closing a file). Reads and
      * writes use an fd outside the lock; an fd, once open, stays open until
      * storage_close, which runs after every user thread has been joined. */
@@ -113,8 +114,9 @@ static enum pt_err create_file(const char *path, uint64_t length, struct pt_errc
     return e;
 }
 
-struct storage *storage_open(const struct metainfo *m, const char *dir, enum pt_err *err_out,
-                             struct pt_errctx *ctx)
+/* The struct with every fd closed (-1); NULL on no memory. */
+static struct storage *storage_alloc(const struct metainfo *m, const char *dir,
+                                     enum pt_err *err_out, struct pt_errctx *ctx)
 {
     struct storage *s = calloc(1, sizeof *s);
     if (!s) {
@@ -132,6 +134,42 @@ struct storage *storage_open(const struct metainfo *m, const char *dir, enum pt_
     }
     for (size_t i = 0; i < m->file_count; i++)
         s->fds[i] = -1;
+    return s;
+}
+
+struct storage *storage_open_readonly(const struct metainfo *m, const char *dir,
+                                      enum pt_err *err_out, struct pt_errctx *ctx)
+{
+    struct storage *s = storage_alloc(m, dir, err_out, ctx);
+    if (!s)
+        return NULL;
+    s->read_only = true;
+    for (size_t i = 0; i < m->file_count; i++) {
+        char *path = join_path(dir, m->files[i].path);
+        struct stat st;
+        int rc = path ? stat(path, &st) : -1;
+        int saved = path ? errno : ENOMEM;
+        bool ok = rc == 0 && S_ISREG(st.st_mode);
+        if (!ok)
+            *err_out = pt_fail(ctx, rc == 0 ? PT_ERR_NOT_FOUND : pt_err_from_errno(saved),
+                               PT_NO_OFFSET, "%s: %s", path ? path : m->files[i].path,
+                               rc == 0 ? "not a regular file" : strerror(saved));
+        free(path);
+        if (!ok) {
+            storage_close(s);
+            return NULL;
+        }
+    }
+    *err_out = PT_OK;
+    return s;
+}
+
+struct storage *storage_open(const struct metainfo *m, const char *dir, enum pt_err *err_out,
+                             struct pt_errctx *ctx)
+{
+    struct storage *s = storage_alloc(m, dir, err_out, ctx);
+    if (!s)
+        return NULL;
     /* DIR itself, and its parents, as `mkdir -p` would (aria2c does too). */
     char *probe = join_path(dir, ".");
     enum pt_err e = probe ? make_parents(probe, ctx) : PT_ERR_NOMEM;
@@ -162,9 +200,7 @@ static int file_fd(struct storage *s, size_t i, struct pt_errctx *ctx, enum pt_e
     pthread_mutex_lock(&s->lock);
     if (s->fds[i] < 0) {
         char *path = join_path(s->dir, s->meta->files[i].path);
-        s->fds[i] = path ? open(path, O_RDWR) : -1;
-        if (s->fds[i] < 0 && path && (errno == EACCES || errno == EROFS))
-            s->fds[i] = open(path, O_RDONLY); /* seeding from read-only data */
+        s->fds[i] = path ? open(path, s->read_only ? O_RDONLY : O_RDWR) : -1;
         int saved = path ? errno : ENOMEM;
         if (s->fds[i] < 0) {
             *err_out = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s: %s",
@@ -237,6 +273,8 @@ static enum pt_err transfer(struct storage *s, uint64_t offset, uint8_t *p, uint
 enum pt_err storage_write_piece(struct storage *s, uint32_t index, const uint8_t *data,
                                 uint32_t len, struct pt_errctx *ctx)
 {
+    if (s->read_only)
+        return pt_fail(ctx, PT_ERR_PERMISSION, PT_NO_OFFSET, "%s: opened read-only", s->dir);
     uint64_t offset = (uint64_t)index * s->meta->piece_length;
     return transfer(s, offset, (uint8_t *)data, len, true, ctx);
 }

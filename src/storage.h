@@ -43,6 +43,13 @@ size_t storage_map(const struct metainfo *m, uint64_t offset, uint64_t len,
 struct storage *storage_open(const struct metainfo *m, const char *dir, enum pt_err *err_out,
                              struct pt_errctx *ctx);
 
+/* For seeding: opens DIR as it is, creating and changing nothing (the data
+ * may be on a read-only file system). Every file must exist as a regular
+ * file; they are opened read-only, lazily. Writes fail with
+ * PT_ERR_PERMISSION. */
+struct storage *storage_open_readonly(const struct metainfo *m, const char *dir,
+                                      enum pt_err *err_out, struct pt_errctx *ctx);
+
 /* Writes a whole piece. Any thread; ctx names the file on failure. */
 enum pt_err storage_write_piece(struct storage *s, uint32_t index, const uint8_t *data,
                                 uint32_t len, struct pt_errctx *ctx);
