@@ -15,6 +15,7 @@ const char *pt_strerror(enum pt_err err)
     case PT_ERR_NOMEM: return "out of memory";
     case PT_ERR_IO: return "input/output error";
     case PT_ERR_NOT_FOUND: return "no such file or directory";
+    case PT_ERR_IS_DIR: return "is a directory";
     case PT_ERR_PERMISSION: return "permission denied";
     case PT_ERR_DISK_FULL: return "no space left on device";
     case PT_ERR_USAGE: return "bad usage";
@@ -57,6 +58,7 @@ enum pt_err pt_err_from_errno(int saved_errno)
     switch (saved_errno) {
     case ENOMEM: return PT_ERR_NOMEM;
     case ENOENT: case ENOTDIR: return PT_ERR_NOT_FOUND;
+    case EISDIR: return PT_ERR_IS_DIR;
     case EACCES: case EPERM: case EROFS: return PT_ERR_PERMISSION;
     case ENOSPC: case EFBIG:
 #ifdef EDQUOT

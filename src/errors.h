@@ -19,6 +19,7 @@ enum pt_err {
     PT_ERR_NOMEM,
     PT_ERR_IO,            /* read/write failure not covered below */
     PT_ERR_NOT_FOUND,     /* a file that should exist does not */
+    PT_ERR_IS_DIR,        /* a directory where a file should be */
     PT_ERR_PERMISSION,    /* EACCES, EPERM, EROFS */
     PT_ERR_DISK_FULL,     /* ENOSPC, EDQUOT, EFBIG */
     PT_ERR_USAGE,         /* bad command line */

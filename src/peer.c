@@ -140,7 +140,7 @@ static enum pt_err handshake(struct peer_conn *c)
  * leaving it out when we have nothing). */
 static enum pt_err send_bitfield(struct peer_conn *c)
 {
-    picker_copy_bitfield(c->sh->picker, c->told);
+    picker_copy_disk_bitfield(c->sh->picker, c->told);
     c->told_count = 0;
     for (uint32_t i = 0; i < c->sh->meta->piece_count; i++)
         c->told_count += picker_bit(c->told, i);
@@ -151,13 +151,13 @@ static enum pt_err send_bitfield(struct peer_conn *c)
     return err == PT_OK ? send_bytes(c, c->told, c->bf_len) : err;
 }
 
-/* Sends HAVE for every piece verified since we last told the peer, in one
- * write. */
+/* Sends HAVE for every piece written to disk since we last told the peer,
+ * in one write (a piece is servable only once it is on disk). */
 static enum pt_err announce_new_pieces(struct peer_conn *c)
 {
-    if (picker_pieces_done(c->sh->picker) == c->told_count)
+    if (picker_pieces_on_disk(c->sh->picker) == c->told_count)
         return PT_OK;
-    picker_copy_bitfield(c->sh->picker, c->have_now);
+    picker_copy_disk_bitfield(c->sh->picker, c->have_now);
     struct buf out;
     buf_init(&out);
     for (uint32_t i = 0; i < c->sh->meta->piece_count; i++) {
@@ -197,7 +197,7 @@ static enum pt_err on_request(struct peer_conn *c, const struct wire_msg *m)
         m->length > psize - m->begin)
         return c->why = "request outside the piece or over 16 KiB", PT_ERR_PROTOCOL;
     if (c->am_choking || c->nreqs >= PEER_MAX_QUEUED_REQUESTS ||
-        !picker_have(c->sh->picker, m->index))
+        !picker_on_disk(c->sh->picker, m->index))
         return PT_OK; /* dropped, as BEP 3 says for requests while choked */
     c->reqs[c->nreqs++] = (struct picker_block){m->index, m->begin, m->length};
     return PT_OK;

@@ -71,6 +71,7 @@ struct piece {
     uint32_t missing;     /* ACTIVE: blocks in BLOCK_MISSING (lets reserve skip full pieces) */
     uint8_t state;        /* enum piece_state */
     bool exclusive;       /* failed its hash once: retried from one peer only */
+    bool on_disk;         /* COMPLETE and written by the storage writer: servable */
     uint16_t owner;       /* exclusive: the peer fetching it now, 0 = nobody yet */
 };
 
@@ -90,6 +91,7 @@ struct picker {
     struct pt_mutex mu;
     struct piece *pieces; /* [I] pointer, [M] its piece_count entries */
     uint32_t done;        /* [M] pieces COMPLETE */
+    uint32_t on_disk;     /* [M] pieces COMPLETE and on disk */
     uint64_t bytes_done;  /* [M] bytes of COMPLETE pieces */
     uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
     uint64_t rng;         /* [M] xorshift64 state, never 0 */
@@ -378,6 +380,8 @@ struct picker *picker_new(uint32_t piece_count, uint32_t piece_length, uint64_t 
     for (uint32_t i = 0; i < piece_count; i++) {
         if (have && picker_bit(have, i)) {
             p->pieces[i].state = PIECE_COMPLETE;
+            p->pieces[i].on_disk = true; /* resumed pieces are on disk already */
+            p->on_disk++;
             p->done++;
             p->bytes_done += piece_len(p, i);
         } else {
@@ -625,6 +629,43 @@ void picker_copy_bitfield(struct picker *p, uint8_t *out)
     memset(out, 0, p->piece_count / 8 + (p->piece_count % 8 != 0));
     for (uint32_t i = 0; i < p->piece_count; i++)
         if (p->pieces[i].state == PIECE_COMPLETE)
+            picker_set_bit(out, i);
+    drop_lock(p);
+}
+
+void picker_piece_written(struct picker *p, uint32_t index)
+{
+    take_lock(p);
+    if (index < p->piece_count && p->pieces[index].state == PIECE_COMPLETE &&
+        !p->pieces[index].on_disk) {
+        p->pieces[index].on_disk = true;
+        p->on_disk++;
+    }
+    drop_lock(p);
+}
+
+bool picker_on_disk(struct picker *p, uint32_t index)
+{
+    take_lock(p);
+    bool yes = index < p->piece_count && p->pieces[index].on_disk;
+    drop_lock(p);
+    return yes;
+}
+
+uint32_t picker_pieces_on_disk(struct picker *p)
+{
+    take_lock(p);
+    uint32_t n = p->on_disk;
+    drop_lock(p);
+    return n;
+}
+
+void picker_copy_disk_bitfield(struct picker *p, uint8_t *out)
+{
+    take_lock(p);
+    memset(out, 0, p->piece_count / 8 + (p->piece_count % 8 != 0));
+    for (uint32_t i = 0; i < p->piece_count; i++)
+        if (p->pieces[i].on_disk)
             picker_set_bit(out, i);
     drop_lock(p);
 }

@@ -115,6 +115,15 @@ void picker_piece_verified(struct picker *p, uint32_t index);
 size_t picker_piece_failed(struct picker *p, uint32_t index, uint16_t *blame_out,
                            size_t max_blame);
 
+/* What we may serve and announce: a verified piece only once the storage
+ * writer has written it (before that, a read from disk would return zeros).
+ * The writer's callback reports each written piece here; pieces given to
+ * picker_new as `have` count as on disk. */
+void picker_piece_written(struct picker *p, uint32_t index);
+bool picker_on_disk(struct picker *p, uint32_t index);
+uint32_t picker_pieces_on_disk(struct picker *p);
+void picker_copy_disk_bitfield(struct picker *p, uint8_t *out);
+
 /* Piece buffers come from `pool` (see bufpool.h) instead of malloc: when all
  * its buffers are in flight, no new piece is started. Call before any other
  * thread uses the picker. */

@@ -402,9 +402,13 @@ static void sample_progress(struct session *s, int64_t now, bool force)
     progress_update(&s->progress, &ps, now, force);
 }
 
+/* The writer thread's callback after each pwrite: record the piece for the
+ * resume file, then let the picker mark it servable (two locks, one after
+ * the other, never both). */
 static void on_piece_written(void *arg, uint32_t index)
 {
-    struct written *w = arg;
+    struct session *s = arg;
+    struct written *w = &s->written;
     pthread_mutex_lock(&w->lock);
     if (!picker_bit(w->bitfield, index)) {
         picker_set_bit(w->bitfield, index);
@@ -412,6 +416,7 @@ static void on_piece_written(void *arg, uint32_t index)
         w->dirty = true;
     }
     pthread_mutex_unlock(&w->lock);
+    picker_piece_written(s->picker, index);
 }
 
 static uint32_t pieces_on_disk(struct session *s)
@@ -616,7 +621,7 @@ static int make_parts(struct session *s)
     s->picker = picker_new(s->meta.piece_count, s->meta.piece_length, s->meta.total_length,
                            s->written.bitfield);
     s->writer = s->picker && s->buffers ? writer_new(s->storage, buffers * s->meta.piece_length,
-                                                  on_piece_written, &s->written)
+                                                  on_piece_written, s)
                                      : NULL;
     if (s->writer) {
         picker_set_pool(s->picker, s->buffers);
@@ -655,7 +660,7 @@ static int session_setup(struct session *s)
             fprintf(stderr, "ptorrent: %s: %s\n", s->cfg->torrent_path, ctx.msg);
         return err == PT_ERR_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_BAD_INPUT;
     }
-    if (s->meta.tier_count == 0 && s->cfg->peer_count == 0) {
+    if (s->meta.tier_count == 0 && s->cfg->peer_count == 0 && s->cfg->mode == SESSION_DOWNLOAD) {
         fprintf(stderr, "ptorrent: %s: no tracker in the torrent and no --peer given\n",
                 s->cfg->torrent_path);
         return CLI_EXIT_BAD_INPUT;
@@ -678,6 +683,10 @@ static int session_setup(struct session *s)
         return CLI_EXIT_FAILURE;
     }
     s->port = listener_port(s->listener);
+    if (s->cfg->port != 0 && s->port != s->cfg->port && !s->cfg->quiet)
+        fprintf(stderr, "port %u is taken: listening on %u\n", (unsigned)s->cfg->port,
+                (unsigned)s->port);
+    log_info("listening on port %u", (unsigned)s->port);
     return make_parts(s);
 }
 
@@ -830,8 +839,11 @@ int session_run(const struct session_config *cfg)
     progress_clear(&s->progress);
     rc = session_teardown(s, rc);
     int64_t end_ms = peer_now_ms();
-    if (rc == CLI_EXIT_SIGINT || rc == CLI_EXIT_SIGTERM)
-        fprintf(stderr, "ptorrent: interrupted; partial data left in %s\n", cfg->out_dir);
+    if ((rc == CLI_EXIT_SIGINT || rc == CLI_EXIT_SIGTERM) && !s->complete_ms)
+        fprintf(stderr, "ptorrent: interrupted; partial data left in %s (run again to resume)\n",
+                cfg->out_dir);
+    else if (rc == CLI_EXIT_SIGINT || rc == CLI_EXIT_SIGTERM)
+        fprintf(stderr, "ptorrent: stopped\n");
     else if (!cfg->quiet && rc == CLI_EXIT_OK)
         print_summary(s, end_ms);
     if (cfg->stats_json)

@@ -545,6 +545,30 @@ static void test_picker_failed_piece_retried_from_one_peer(void)
     picker_free(p);
 }
 
+/* A verified piece is not servable until the writer says it is on disk. */
+static void test_picker_serves_only_pieces_on_disk(void)
+{
+    uint8_t have[BF_BYTES] = {0x80}, all[BF_BYTES], disk[BF_BYTES];
+    set_all(all, 2);
+    struct picker *p = picker_new(2, BS, 2 * BS, have);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(picker_on_disk(p, 0)); /* resumed pieces are on disk */
+    CU_ASSERT_EQUAL(fetch_and_verify_one(p, 3, all), 1);
+    CU_ASSERT_TRUE(picker_have(p, 1));
+    CU_ASSERT_FALSE(picker_on_disk(p, 1));
+    CU_ASSERT_EQUAL(picker_pieces_on_disk(p), 1);
+    picker_copy_disk_bitfield(p, disk);
+    CU_ASSERT_EQUAL(disk[0], 0x80);
+    picker_piece_written(p, 1);
+    picker_piece_written(p, 1); /* twice is harmless */
+    picker_piece_written(p, 7); /* out of range is ignored */
+    CU_ASSERT_TRUE(picker_on_disk(p, 1));
+    CU_ASSERT_EQUAL(picker_pieces_on_disk(p), 2);
+    picker_copy_disk_bitfield(p, disk);
+    CU_ASSERT_EQUAL(disk[0], 0xc0);
+    picker_free(p);
+}
+
 static void test_picker_resume_bitfield_counts_as_done(void)
 {
     const uint32_t count = 10;
@@ -798,6 +822,7 @@ int test_picker_register(void)
         {"piece failed blames senders and refetches",
          test_picker_piece_failed_blames_senders_and_refetches},
         {"failed piece retried from one peer", test_picker_failed_piece_retried_from_one_peer},
+        {"serves only pieces on disk", test_picker_serves_only_pieces_on_disk},
         {"resume bitfield counts as done", test_picker_resume_bitfield_counts_as_done},
         {"bytes left drops only when verified", test_picker_bytes_left_drops_only_when_verified},
         {"stress: eight peer threads", test_picker_stress_eight_peer_threads},

@@ -6,10 +6,13 @@
 #     . "$(dirname "$0")/lib_seed.sh"
 #
 # It sources lib_dl.sh (and so lib.sh) and adds: ptorrent started in the
-# background with its PID tracked, stopped and checked; the usual torrent
-# contents; aria2c and transmission-cli as leechers; a libtorrent seeder that
-# reports how many bytes it has uploaded (an outside measure of what ptorrent
-# downloaded over several runs).
+# background with its PID tracked, stopped and checked (pt_bg, pt_wait,
+# pt_stop), or run in the foreground (pt_run, pt_dl); seeds on --port 0 with
+# the port read back from the process (start_pt_seed, listen_port_of); the
+# usual torrent contents; aria2c and transmission-cli as leechers; a
+# libtorrent seeder that reports how many bytes it has uploaded (an outside
+# measure of what ptorrent downloaded over several runs, killed ones
+# included); a libtorrent leecher that reads slowly.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib_dl.sh"
 
@@ -58,41 +61,55 @@ pt_stop() {
         { dl_show "$name"; fail "$name: SIG$sig gave exit $PT_RC, expected $want"; }
 }
 
+# listen_port_of PID: the TCP port process PID listens on (the first one),
+# from its socket inodes and /proc/net/tcp{,6}; prints nothing if none yet.
+# Cheaper than `ss -p` on a busy machine, and exact: no guessing which port
+# a program picked.
+listen_port_of() {
+    local pid=$1 inodes hex
+    inodes=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null |
+        sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' | tr '\n' ' ')
+    [[ -n "$inodes" ]] || return 0
+    hex=$(awk -v want=" $inodes" '$4 == "0A" && index(want, " " $10 " ") {
+        n = split($2, a, ":"); print a[n]; exit }' /proc/net/tcp6 /proc/net/tcp 2>/dev/null)
+    [[ -z "$hex" ]] || echo $((16#$hex))
+}
+
+# wait_listen NAME PID SECS: waits until the ptorrent run NAME (PID) listens;
+# prints its port. Fails if it exits first or does not listen within SECS.
+wait_listen() {
+    local name=$1 pid=$2 secs=$3 port end=$((SECONDS + $3))
+    while ((SECONDS < end)); do
+        port=$(listen_port_of "$pid")
+        [[ -z "$port" ]] || { echo "$port"; return 0; }
+        if ! _e2e_alive "$pid"; then
+            pt_wait "$name" "$pid" 1 >&2
+            dl_show "$name"
+            fail "$name: ptorrent exited $PT_RC before listening"
+        fi
+        sleep 0.1
+    done
+    dl_show "$name"
+    fail "$name: ptorrent (pid $pid) does not listen after ${secs}s"
+}
+
 PTS_PID=
 PTS_PORT=
 
-# start_pt_seed NAME TORRENT DIR [ARGS...]: `ptorrent seed -v` of DIR on a
-# free port with --stats-json $E2E_TMP/NAME.json; waits (up to 60 s: the
-# first run hashes every piece, slowly under a sanitizer) until it listens.
-# Sets PTS_PID and PTS_PORT.
+# start_pt_seed NAME TORRENT DIR [ARGS...]: `ptorrent seed -v` of DIR with
+# --stats-json $E2E_TMP/NAME.json and --port 0 (the kernel picks a free port:
+# no race with the other programs on this machine; the tracker is told the
+# port); waits (up to 60 s: the first run hashes every piece, slowly under a
+# sanitizer) until it listens. Sets PTS_PID and PTS_PORT.
 start_pt_seed() {
-    local name=$1 torrent=$2 dir=$3 try i
+    local name=$1 torrent=$2 dir=$3
     shift 3
-    for try in 1 2 3; do
-        PTS_PORT=$(free_port)
-        pt_bg "$name" seed -t "$torrent" -d "$dir" --port "$PTS_PORT" -v \
-            --stats-json "$E2E_TMP/$name.json" "$@"
-        PTS_PID=$BG_PID
-        for ((i = 0; i < 600; i++)); do
-            port_listening "$PTS_PORT" && break
-            _e2e_alive "$PTS_PID" || break
-            sleep 0.1
-        done
-        if port_listening "$PTS_PORT" && _e2e_alive "$PTS_PID"; then
-            log "ptorrent seed ($name) pid $PTS_PID on port $PTS_PORT"
-            return 0
-        fi
-        if _e2e_alive "$PTS_PID"; then
-            dl_show "$name"
-            fail "$name: ptorrent seed does not listen on $PTS_PORT after 60s"
-        fi
-        pt_wait "$name" "$PTS_PID" 1
-        # Only a port taken in between is worth another try.
-        grep -qi 'address already in use' "$E2E_TMP/$name.err" ||
-            { dl_show "$name"; fail "$name: ptorrent seed exited $PT_RC before listening"; }
-        log "$name: port $PTS_PORT taken; trying another"
-    done
-    fail "$name: ptorrent seed could not listen"
+    pt_bg "$name" seed -t "$torrent" -d "$dir" --port 0 -v --stats-json "$E2E_TMP/$name.json" "$@"
+    PTS_PID=$BG_PID
+    # Not PTS_PORT=$(wait_listen ...): fail in a subshell would not stop the test.
+    wait_listen "$name" "$PTS_PID" 60 >"$E2E_TMP/$name.port"
+    PTS_PORT=$(<"$E2E_TMP/$name.port")
+    log "ptorrent seed ($name) pid $PTS_PID on port $PTS_PORT"
 }
 
 # ---- torrent contents ---------------------------------------------------------
@@ -345,4 +362,29 @@ sys.exit(1)
 PYEOF
     SL_PID=$!
     track_pid "$SL_PID"
+}
+
+# pt_run NAME SECS ARGS...: runs `ptorrent ARGS...` in the foreground for at
+# most SECS seconds, like lib_dl.sh's dl but for any command (seed...) and
+# without adding --port. Output in $E2E_TMP/NAME.out and NAME.err; sets DL_RC
+# (124 on timeout) and DL_SECS, so expect_rc and expect_one_error apply.
+pt_run() {
+    local name=$1 secs=$2 t0
+    shift 2
+    t0=$(now)
+    DL_RC=0
+    run_waited "$secs" env --default-signal=INT,TERM "$PTORRENT" "$@" \
+        >"$E2E_TMP/$name.out" 2>"$E2E_TMP/$name.err" || DL_RC=$?
+    DL_SECS=$(elapsed "$t0")
+    log "ptorrent $1 ($name): exit $DL_RC in ${DL_SECS}s"
+    tsan_check "$name"
+}
+
+# pt_dl NAME SECS ARGS...: `ptorrent download --port 0 ARGS...` by pt_run
+# (lib_dl.sh's dl gives a port from free_port, which on a busy machine an
+# outgoing connection can take first).
+pt_dl() {
+    local name=$1 secs=$2
+    shift 2
+    pt_run "$name" "$secs" download --port 0 "$@"
 }

@@ -6,7 +6,8 @@
 # loopback peers handed out by a tracker, so ptorrent is told to dial it
 # (--peer); it must speak a plain handshake, which transmission accepts in
 # both modes. transmission's -f script marks completion; the data is
-# byte-identical and ptorrent's stats show the whole torrent uploaded.
+# byte-identical (but for the empty file, which transmission 3.00 never
+# creates) and ptorrent's stats show the whole torrent uploaded to it.
 # timeout: 150
 set -euo pipefail
 . "$(dirname "$0")/lib_seed.sh"
@@ -57,4 +58,6 @@ serve single "$SEED/one.bin" 0
 assert_cmp "$SEED/one.bin" "$E2E_TMP/single-out/one.bin"
 
 serve tree "$SEED/tree" 1
-assert_tree_eq "$SEED/tree" "$E2E_TMP/tree-out/tree"
+# transmission 3.00 does not create zero-length files: leave a/empty.dat out.
+diff -r --no-dereference --exclude=empty.dat -- "$SEED/tree" "$E2E_TMP/tree-out/tree" >&2 ||
+    fail "trees differ: $SEED/tree $E2E_TMP/tree-out/tree"
