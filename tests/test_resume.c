@@ -919,7 +919,7 @@ static void test_resume_recheck_piece_over_many_files(void)
 {
     /* 40 one-byte files then a longer one: piece 0 spans 41 files, more than
      * one storage_map call holds. */
-    static char names[40][8];
+    static char names[40][16];
     struct file_spec files[41];
     for (int i = 0; i < 40; i++) {
         snprintf(names[i], sizeof names[i], "f%02d", i);
