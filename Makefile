@@ -52,7 +52,7 @@ SUITES    := $(basename $(notdir $(filter-out tests/test_main.c,$(TEST_SRCS))))
 BIN       := $(BUILD)/ptorrent
 TEST_BIN  := $(BUILD)/test_runner
 
-.PHONY: all test e2e check asan tsan demo bench install clean fmt deps
+.PHONY: all test e2e check asan tsan demo bench bench-quick install clean fmt deps
 all: $(BIN)
 
 $(BIN): $(BUILD)/obj/main.o $(BUILD)/libptorrent.a
@@ -90,11 +90,19 @@ test: $(TEST_BIN) $(BIN)
 e2e: $(BIN)
 	PTORRENT=$(abspath $(BIN)) tests/e2e/run.sh
 
-# The README's test command: dependencies, build, unit suites, end-to-end suites.
+# The README's test command: dependencies, build, unit suites, end-to-end
+# suites, and (outside sanitizer builds, where timings mean nothing) the
+# benchmark's smoke test: every client downloads, every cmp passes.
 check: deps
 	$(MAKE) all
 	$(MAKE) test
 	$(MAKE) e2e
+ifeq ($(SAN),)
+	$(MAKE) bench-quick
+endif
+
+bench-quick: $(BIN)
+	PTORRENT=$(abspath $(BIN)) scripts/bench.sh --quick --no-build
 
 asan: deps
 	$(MAKE) BUILD=build/asan SAN=address,undefined check

@@ -23,15 +23,29 @@ interpreter only.
         without the time stamp, which the benchmark needs to tell the
         download from the session's shutdown.
 
-  tracker-wait --announce URL --info-hash HEX --seeders N [--timeout S]
+  tracker-wait --announce URL --info-hash HEX --seeders N [--leechers L]
+               [--kick PID] [--timeout S]
         Waits until the tracker's scrape counts exactly N complete peers and
-        no incomplete one. A scrape adds no peer, unlike a probe announce.
+        L (default 0) incomplete ones. A scrape adds no peer, unlike a probe
+        announce. With --kick, sends SIGUSR1 to PID (a seed process) at once
+        and every second until then: a just restarted tracker may still be
+        loading its whitelist and refuse the first announces.
+
+  port
+        Prints a TCP port that is free on every address (IPv4 and IPv6) and
+        lies outside the kernel's ephemeral range (ip_local_port_range).
+        Ports from that range, which binding port 0 hands out, can be taken
+        by any outgoing connection between the check and the listener's
+        bind; on a machine whose loopback is busy with other tests that
+        happens (a client then fails with "address already in use").
 
 The process exits when its parent dies, so seeders never outlive the bench.
 """
 
 import argparse
 import os
+import random
+import socket
 import signal
 import sys
 import time
@@ -198,16 +212,53 @@ def cmd_tracker_wait(args):
     ih = bytes.fromhex(args.info_hash)
     deadline = time.monotonic() + args.timeout
     last = None
+    next_kick = 0.0
     while time.monotonic() < deadline:
+        if args.kick and time.monotonic() >= next_kick:
+            os.kill(args.kick, signal.SIGUSR1)
+            next_kick = time.monotonic() + 1
+
         try:
             last = scrape(args.announce, ih)
-            if last == (args.seeders, 0):
+            if last == (args.seeders, args.leechers):
                 return 0
         except OSError as e:
             last = e
         time.sleep(POLL)
-    print(f"tracker-wait: want ({args.seeders} complete, 0 incomplete), last scrape: {last}",
+    print(f"tracker-wait: want ({args.seeders} complete, {args.leechers} incomplete), "
+          f"last scrape: {last}",
           file=sys.stderr)
+    return 1
+
+
+def bindable(port):
+    """True when nothing is bound to `port` on any IPv4 or IPv6 address."""
+    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind((addr, port))
+        except OSError:
+            return False
+    return True
+
+
+def cmd_port(_args):
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    # Below the range when there is room (well above the ports daemons
+    # usually take), else above it.
+    lo, hi = (20000, low - 1) if low > 21000 else (high + 1, 65535)
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        if bindable(port):
+            print(port)
+            return 0
+    print(f"port: no free port in {lo}-{hi}", file=sys.stderr)
     return 1
 
 
@@ -230,7 +281,10 @@ def main():
     w.add_argument("--announce", required=True)
     w.add_argument("--info-hash", required=True)
     w.add_argument("--seeders", type=int, required=True)
+    w.add_argument("--leechers", type=int, default=0)
+    w.add_argument("--kick", type=int, metavar="PID")
     w.add_argument("--timeout", type=float, default=20)
+    sub.add_parser("port")
     args = ap.parse_args()
     if args.mode == "seed" and not 1 <= args.count <= 64:
         ap.error("--count must be 1..64")
@@ -242,6 +296,8 @@ def main():
         return cmd_seed(args)
     if args.mode == "leech":
         return cmd_leech(args)
+    if args.mode == "port":
+        return cmd_port(args)
     return cmd_tracker_wait(args)
 
 

@@ -264,10 +264,13 @@ static void drop_inflight(struct peer_conn *c, size_t i)
     c->nq--;
 }
 
-/* Tops the pipeline up to `depth` requests, sent in one write. */
+/* Tops the pipeline up towards `depth` requests, up to 64 per call, sent in
+ * one write. */
 static enum pt_err fill_pipeline(struct peer_conn *c)
 {
-    if (c->peer_choking || !c->am_interested || c->nq >= c->depth)
+    /* Top up only once half the pipeline has drained: one write then carries
+     * many requests, instead of one write per block received. */
+    if (c->peer_choking || !c->am_interested || c->nq > c->depth / 2)
         return PT_OK;
     if (swarm_banned(c->sh->swarm, c->id)) /* lock-free: checked before every batch */
         return c->why = "banned", PT_ERR_STOPPED;
