@@ -269,3 +269,18 @@ while IFS= read -r f; do
     assert_cmp "$TREE/$f" "$E2E_TMP/out.xtree/tree/$f"
 done <"$E2E_TMP/tree.want"
 log "ptorrent-made torrents downloaded from libtorrent, byte-identical"
+
+# ---- and the other way: libtorrent downloads from `ptorrent seed` -------------
+# The same ptorrent-made torrent, ptorrent as the only seeder (dialled
+# directly by libtorrent with --peer, so no tracker is involved).
+SEED_PORT=$(free_port)
+"$PTORRENT" seed -t "$T/xsingle.torrent" -d "$DATA/single" --port "$SEED_PORT" -q \
+    >"$E2E_TMP/seed.out" 2>"$E2E_TMP/seed.err" &
+SEED_PID=$!
+track_pid "$SEED_PID"
+wait_port "$SEED_PORT" 30 || fail "ptorrent seed did not listen on $SEED_PORT"
+run_bounded 90 "$PY" "$E2E_SCRIPTS/lt_swarm.py" leech --torrent "$T/xsingle.torrent" \
+    --out "$E2E_TMP/lt.xsingle" --peer "127.0.0.1:$SEED_PORT" --timeout 80 \
+    >"$E2E_TMP/lt.out" 2>&1 || { tail -5 "$E2E_TMP/lt.out" >&2; fail "libtorrent could not download from ptorrent seed"; }
+assert_cmp "$DATA/single/single.bin" "$E2E_TMP/lt.xsingle/single.bin"
+log "libtorrent downloaded the ptorrent-made torrent from ptorrent seed, byte-identical"
