@@ -46,7 +46,7 @@ SRCS      := $(wildcard src/*.c)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
-TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
+TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/support.o
 SUITES    := $(basename $(notdir $(filter-out tests/test_main.c,$(TEST_SRCS))))
 
 BIN       := $(BUILD)/ptorrent
@@ -73,7 +73,7 @@ $(BUILD)/tests/suites.h: $(TEST_SRCS) | $(BUILD)/tests
 
 $(BUILD)/tests/test_main.o: $(BUILD)/tests/suites.h
 $(BUILD)/tests/%.o: tests/%.c | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -I$(BUILD)/tests -Itests -c -o $@ $<
 
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libptorrent.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CUNIT_LIBS) $(PKG_LIBS)

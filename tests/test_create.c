@@ -30,6 +30,7 @@
 #include "create.h"
 #include "metainfo.h"
 #include "sha1.h"
+#include "support.h"
 
 int test_create_register(void);
 
@@ -54,40 +55,6 @@ static void pathf(char *out, size_t cap, const char *fmt, ...)
     int n = vsnprintf(out, cap, fmt, ap);
     va_end(ap);
     CU_ASSERT_FATAL(n >= 0 && (size_t)n < cap);
-}
-
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/pt_create_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    char *copy = strdup(d);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
-    return copy;
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *de;
-            while ((de = readdir(d)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                    continue;
-                char child[4096];
-                pathf(child, sizeof child, "%s/%s", path, de->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
 }
 
 /* The byte at offset `i` of a test file with seed `seed` (a cheap LCG, so
@@ -296,7 +263,7 @@ static void test_create_piece_length_range(void)
 
 static void test_create_tree_matches_independent_hashes(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     char *top = make_tree(tmp);
     char out[4096];
     pathf(out, sizeof out, "%s/tree.torrent", tmp);
@@ -349,7 +316,7 @@ static void test_create_tree_matches_independent_hashes(void)
 /* More pieces than threads and more threads than pieces, default length. */
 static void test_create_default_piece_length_and_threads(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     char *top = make_tree(tmp);
     char out[4096];
     pathf(out, sizeof out, "%s/t.torrent", tmp);
@@ -378,7 +345,7 @@ static void test_create_default_piece_length_and_threads(void)
  * a trailing slash on PATH changes nothing. */
 static void test_create_no_date_is_reproducible(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     char *top = make_tree(tmp);
     char out1[4096], out2[4096], slash[4096];
     pathf(out1, sizeof out1, "%s/1.torrent", tmp);
@@ -410,7 +377,7 @@ static void test_create_no_date_is_reproducible(void)
 
 static void test_create_single_file(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "one.bin", 42, 50001);
     char path[4096], out[4096];
     pathf(path, sizeof path, "%s/one.bin", tmp);
@@ -451,7 +418,7 @@ static void test_create_single_file(void)
 /* PATH may be a symlink to a file (the user named it); the name is the link's. */
 static void test_create_single_file_through_symlink(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "real.bin", 7, 30000);
     char link[4096], out[4096];
     pathf(link, sizeof link, "%s/alias.bin", tmp);
@@ -478,7 +445,7 @@ static void test_create_single_file_through_symlink(void)
  * list the first run's torrent, which it replaces. */
 static void test_create_out_inside_tree(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "d/f.bin", 3, 20000);
     char dir[4096], out[4096];
     pathf(dir, sizeof dir, "%s/d", tmp);
@@ -507,7 +474,7 @@ static void test_create_out_inside_tree(void)
 /* A piece exactly as long as the data: one piece, no short last piece. */
 static void test_create_exact_piece(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "d/a", 1, 8192);
     write_file(tmp, "d/b", 2, 8192);
     char path[4096], out[4096];
@@ -533,7 +500,7 @@ static void test_create_exact_piece(void)
 
 static void test_create_private_and_tiers(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "p.bin", 3, 1000);
     char path[4096], out[4096];
     pathf(path, sizeof path, "%s/p.bin", tmp);
@@ -599,7 +566,7 @@ static bool dir_holds_only(const char *dir, const char *keep)
 
 static void test_create_errors(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     char path[4096], out[4096];
     pathf(out, sizeof out, "%s/x.torrent", tmp);
     struct create_opts o;
@@ -695,7 +662,7 @@ static void test_create_errors(void)
 /* The output is written through a temporary file that never stays behind. */
 static void test_create_leaves_no_temporary(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     char src[4096], outdir[4096], out[4096];
     pathf(src, sizeof src, "%s/src", tmp);
     write_file(src, "f.bin", 9, 40000);
@@ -714,7 +681,7 @@ static void test_create_leaves_no_temporary(void)
 /* "." as PATH takes the name of the current directory. */
 static void test_create_dot_takes_real_name(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "here/f.bin", 1, 1234);
     char here[4096], out[4096], cwd[4096];
     pathf(here, sizeof here, "%s/here", tmp);
@@ -781,7 +748,7 @@ static int run_cli(const char *const *args)
 
 static void test_create_cli_exit_codes(void)
 {
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("create");
     write_file(tmp, "f.bin", 1, 100000);
     char path[4096], out[4096], missing[4096], empty[4096];
     pathf(path, sizeof path, "%s/f.bin", tmp);

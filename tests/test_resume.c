@@ -32,6 +32,7 @@
 #include "metainfo.h"
 #include "resume.h"
 #include "sha1.h"
+#include "support.h"
 
 #define PIECE_LEN 64
 
@@ -158,32 +159,6 @@ static void fixture_main(struct fixture *f)
     fixture_init(f, MAIN_FILES, MAIN_COUNT, PIECE_LEN);
     CU_ASSERT_EQUAL_FATAL(f->m.piece_count, MAIN_PIECES);
 }
-
-/* rm -rf without following symlinks. */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[512];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void fixture_release(struct fixture *f)
 {
     remove_tree(f->dir);

@@ -21,6 +21,7 @@
 
 #include "metainfo.h"
 #include "storage.h"
+#include "support.h"
 
 #define MAX_FILES 128
 #define MAX_PATH 64
@@ -75,42 +76,6 @@ static bool run_is(const struct storage_run *r, size_t file, uint64_t file_off, 
 {
     return r->file == file && r->file_off == file_off && r->len == len;
 }
-
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/pt_storage_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    char *copy = strdup(d);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
-    return copy;
-}
-
-/* rm -rf without following symlinks. */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[1024];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void join(char *out, size_t cap, const char *a, const char *b)
 {
     int n = snprintf(out, cap, "%s/%s", a, b);
@@ -303,7 +268,7 @@ static void test_storage_open_creates_directories_and_every_file(void)
 {
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     char out[512];
     join(out, sizeof out, tmp, "out"); /* does not exist yet */
 
@@ -341,7 +306,7 @@ static void test_storage_pieces_spanning_files_land_on_disk(void)
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
     CU_ASSERT_EQUAL_FATAL(t.m.piece_count, 3); /* 16 + 16 + 3 bytes */
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -373,7 +338,7 @@ static void test_storage_read_before_write_is_not_found(void)
 {
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -390,7 +355,7 @@ static void test_storage_write_outside_torrent_fails(void)
 {
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -408,7 +373,7 @@ static void test_storage_open_truncates_longer_file(void)
 {
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     char dir[1024], path[1024];
     join(dir, sizeof dir, tmp, "t");
     CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
@@ -450,7 +415,7 @@ static void test_storage_open_under_regular_file_names_path(void)
 {
     struct torrent t;
     torrent_init(&t, 16, DISK_FILES, disk_paths, disk_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     char blocker[1024], out[1024];
     join(blocker, sizeof blocker, tmp, "blocker");
     FILE *f = fopen(blocker, "wb");
@@ -538,7 +503,7 @@ static void test_storage_piece_over_many_small_files(void)
     size_t runs = storage_map(&t.m, 0, t.m.total_length, r, N);
     CU_ASSERT_TRUE(runs > 64);
 
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("storage");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);

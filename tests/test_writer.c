@@ -24,6 +24,7 @@
 #include "metainfo.h"
 #include "storage.h"
 #include "writer.h"
+#include "support.h"
 
 #define MAX_FILES 8
 #define MAX_PATH 64
@@ -84,42 +85,6 @@ static uint8_t *piece_data(const struct torrent *t, uint32_t index)
         p[i] = pattern(off + i);
     return p;
 }
-
-static char *make_tmpdir(void)
-{
-    char tmpl[] = "/tmp/pt_writer_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    char *copy = strdup(d);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
-    return copy;
-}
-
-/* rm -rf without following symlinks. */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[1024];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* Every file under dir holds exactly its slice of the pattern (read with stdio). */
 static bool files_hold_pattern(const struct torrent *t, const char *dir)
 {
@@ -263,7 +228,7 @@ static void test_writer_submitted_pieces_end_on_disk(void)
 {
     struct torrent t;
     torrent_init(&t, THREE_PIECE_LEN, 3, three_paths, three_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -298,7 +263,7 @@ static void test_writer_finish_writes_everything_queued(void)
 {
     struct torrent t;
     torrent_init(&t, THREE_PIECE_LEN, 3, three_paths, three_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -323,7 +288,7 @@ static void test_writer_finish_with_nothing_queued(void)
 {
     struct torrent t;
     torrent_init(&t, THREE_PIECE_LEN, 3, three_paths, three_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -382,7 +347,7 @@ static void test_writer_back_pressure_loses_nothing(void)
     struct torrent t;
     torrent_init(&t, BP_PIECE_LEN, 2, paths, lengths);
     CU_ASSERT_EQUAL_FATAL(t.m.piece_count, BP_PIECES);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -425,7 +390,7 @@ static void test_writer_piece_larger_than_bound_does_not_deadlock(void)
 {
     struct torrent t;
     torrent_init(&t, THREE_PIECE_LEN, 3, three_paths, three_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -458,7 +423,7 @@ static void test_writer_reports_error_and_refuses_more(void)
 {
     struct torrent t;
     torrent_init(&t, THREE_PIECE_LEN, 3, three_paths, three_lengths);
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
@@ -524,7 +489,7 @@ static void test_writer_error_wakes_blocked_producer(void)
     struct torrent t;
     torrent_init(&t, 2048, 2, paths, lengths);
     CU_ASSERT_EQUAL_FATAL(t.m.piece_count, 5); /* 0,1 bad; 2,3 good; 4 good and short */
-    char *tmp = make_tmpdir();
+    char *tmp = make_tmpdir("writer");
     enum pt_err err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
