@@ -259,18 +259,16 @@ static void release_owner_if_idle_locked(struct picker *p, uint32_t piece)
 /* ---- choosing work ---- */
 
 /* Gives a MISSING piece its block array and buffer. False on no memory. */
-static bool piece_activate_locked(struct picker *p, uint32_t i)
+/* `buf` (piece-sized) becomes the piece's buffer on success; on failure the
+ * caller keeps it. */
+static bool piece_activate_locked(struct picker *p, uint32_t i, uint8_t *buf)
 {
     assert_locked(p);
     struct piece *pc = &p->pieces[i];
     uint32_t plen = piece_len(p, i);
     struct block *blocks = calloc(blocks_in(plen), sizeof *blocks);
-    uint8_t *buf = p->pool ? bufpool_try_get(p->pool) : malloc(plen);
-    if (!blocks || !buf) { /* no memory, or every pool buffer is in flight */
-        free(blocks);
-        picker_release_buffer(p, buf);
+    if (!blocks)
         return false;
-    }
     pc->blocks = blocks;
     pc->buf = buf;
     pc->received = 0;
@@ -445,26 +443,51 @@ bool picker_peer_interesting(struct picker *p, const uint8_t *bitfield)
     return interesting;
 }
 
+/* Takes up to `want` piece buffers for new pieces BEFORE the picker lock is
+ * taken (the pool has its own lock: never hold both), so that a call that
+ * cannot start a piece costs no scan. Returns how many it got. */
+static size_t take_buffers(struct picker *p, uint8_t **bufs, size_t want)
+{
+    size_t got = 0;
+    while (got < want) {
+        bufs[got] = p->pool ? bufpool_try_get(p->pool) : malloc(p->piece_length);
+        if (!bufs[got])
+            break;
+        got++;
+    }
+    return got;
+}
+
+#define PICKER_MAX_NEW_PIECES 64 /* per reserve call: 64 blocks of 16 KiB pieces */
+
 size_t picker_reserve(struct picker *p, uint16_t peer_id, const uint8_t *bitfield,
                       struct picker_block *out, size_t max)
 {
     size_t n = 0;
     if (peer_id == 0 || max == 0)
         return 0;
+    uint8_t *bufs[PICKER_MAX_NEW_PIECES];
+    uint32_t per_piece = blocks_in(p->piece_length);
+    size_t want = (max + per_piece - 1) / per_piece;
+    size_t nbufs = take_buffers(p, bufs, want < PICKER_MAX_NEW_PIECES ? want
+                                                                      : PICKER_MAX_NEW_PIECES);
     take_lock(p);
     for (uint32_t i = 0; i < p->piece_count && n < max; i++)
         if (p->pieces[i].state == PIECE_ACTIVE && picker_bit(bitfield, i))
             take_blocks_locked(p, i, peer_id, false, out, &n, max);
-    while (n < max) {
+    while (n < max && nbufs > 0) {
         uint32_t i = pick_new_piece_locked(p, bitfield);
-        if (i == p->piece_count || !piece_activate_locked(p, i))
+        if (i == p->piece_count || !piece_activate_locked(p, i, bufs[nbufs - 1]))
             break;
+        nbufs--;
         take_blocks_locked(p, i, peer_id, false, out, &n, max);
     }
     for (uint32_t i = 0; i < p->piece_count && n < max && p->unrequested == 0; i++)
         if (p->pieces[i].state == PIECE_ACTIVE && picker_bit(bitfield, i))
             take_blocks_locked(p, i, peer_id, true, out, &n, max);
     drop_lock(p);
+    while (nbufs > 0) /* unused: back to the pool, outside the picker lock */
+        picker_release_buffer(p, bufs[--nbufs]);
     return n;
 }
 
