@@ -62,6 +62,8 @@ struct peer_conn {
     bool never_again;    /* not a peer for this torrent (or ourselves): don't redial */
     bool peer_choking;   /* the peer chokes us (BEP 3 initial state) */
     bool am_interested;
+    bool starved;          /* the last picker_reserve gave fewer blocks than asked */
+    uint64_t starved_at;   /* picker_changes() then */
     bool am_choking;     /* what we last told the peer (BEP 3 initial state) */
     struct picker_block *reqs; /* the peer's requests to serve, oldest first */
     size_t nreqs;
@@ -274,11 +276,16 @@ static enum pt_err fill_pipeline(struct peer_conn *c)
         return PT_OK;
     if (swarm_banned(c->sh->swarm, c->id)) /* lock-free: checked before every batch */
         return c->why = "banned", PT_ERR_STOPPED;
+    uint64_t changes = picker_changes(c->sh->picker);
+    if (c->starved && changes == c->starved_at)
+        return PT_OK; /* nothing new to take since the picker last came back short */
     struct picker_block blocks[64];
     size_t want = c->depth - c->nq;
     if (want > 64)
         want = 64;
     size_t n = picker_reserve(c->sh->picker, c->id, c->bitfield, blocks, want);
+    c->starved = n < want;
+    c->starved_at = changes;
     if (n == 0)
         return PT_OK;
     uint8_t out[64 * 17];
@@ -336,6 +343,7 @@ static void adapt_depth(struct peer_conn *c, int64_t now)
 static enum pt_err housekeeping(struct peer_conn *c, int64_t now)
 {
     c->next_tick_ms = now + PEER_TICK_MS;
+    c->starved = false; /* look again at least once a tick (endgame may have begun) */
     if (swarm_banned(c->sh->swarm, c->id))
         return c->why = "banned", PT_ERR_STOPPED;
     if (c->peer_pieces == c->sh->meta->piece_count && picker_is_complete(c->sh->picker))
@@ -455,6 +463,7 @@ static enum pt_err on_bitfield(struct peer_conn *c, const struct wire_msg *m)
     picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
     memcpy(c->bitfield, m->payload, c->bf_len);
     picker_peer_add_bitfield(c->sh->picker, c->bitfield);
+    c->starved = false;
     c->peer_pieces = 0;
     for (uint32_t i = 0; i < c->sh->meta->piece_count; i++)
         c->peer_pieces += picker_bit(c->bitfield, i);
@@ -468,6 +477,7 @@ static enum pt_err on_have(struct peer_conn *c, uint32_t index)
         return PT_OK;
     picker_set_bit(c->bitfield, index);
     picker_peer_have(c->sh->picker, index);
+    c->starved = false; /* the peer has something new */
     if (++c->peer_pieces == c->sh->meta->piece_count)
         atomic_store(&c->link->peer_is_seed, true);
     return update_interest(c);

@@ -44,6 +44,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,6 +97,7 @@ struct picker {
     uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
     uint64_t rng;         /* [M] xorshift64 state, never 0 */
     struct bufpool *pool; /* [I] after picker_set_pool (before any thread); NULL: malloc */
+    atomic_uint_fast64_t changes; /* atomic, no lock: bumped when work may have freed up */
 };
 
 /* ---- locking: one pt_mutex (see mutex.h) ---- */
@@ -503,6 +505,7 @@ void picker_unreserve(struct picker *p, uint16_t peer_id, const struct picker_bl
         release_owner_if_idle_locked(p, b->piece);
     }
     drop_lock(p);
+    atomic_fetch_add(&p->changes, 1);
 }
 
 bool picker_block_wanted(struct picker *p, const struct picker_block *b)
@@ -603,6 +606,7 @@ size_t picker_piece_failed(struct picker *p, uint32_t index, uint16_t *blame_out
         p->unrequested += nb;
     }
     drop_lock(p);
+    atomic_fetch_add(&p->changes, 1);
     return n;
 }
 
@@ -704,4 +708,10 @@ void picker_release_buffer(struct picker *p, uint8_t *data)
         bufpool_put(p->pool, data);
     else
         free(data);
+    atomic_fetch_add(&p->changes, 1); /* a new piece may start now */
+}
+
+uint64_t picker_changes(struct picker *p)
+{
+    return atomic_load(&p->changes);
 }

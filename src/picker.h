@@ -134,6 +134,12 @@ void picker_set_pool(struct picker *p, struct bufpool *pool);
  * free() without one). NULL is a no-op. Any thread; takes no picker lock. */
 void picker_release_buffer(struct picker *p, uint8_t *data);
 
+/* A counter (lock-free) that grows whenever work may have become available
+ * to reserve: a buffer returned, a reservation given back, a piece failed.
+ * A peer whose picker_reserve came back short retries only once it moved,
+ * instead of rescanning the picker after every message. */
+uint64_t picker_changes(struct picker *p);
+
 /* Progress and state, each a consistent snapshot taken under the lock. */
 bool picker_is_complete(struct picker *p);
 uint32_t picker_pieces_done(struct picker *p);
