@@ -35,6 +35,9 @@ SEEDING_LEECHERS=(libtorrent aria2c)
 SIZES=1G
 PIECES=1M
 SEEDER_COUNTS=4
+CONFIGS=      # --config: SIZE:PIECE:SEEDERS triples instead of the cross product
+SEEDING_AT=   # --full: the one SIZE:PIECE pair that gets the seeding table
+MAX_SEEDERS=128
 CLIENTS=$ALL_CLIENTS
 RUNS=3
 SEEDING=0
@@ -56,7 +59,10 @@ stdout, progress on stderr. Exits 1 if any download failed or differed.
   --size LIST      content sizes, comma-separated (K, M, G = KiB, MiB, GiB)
                    (default $SIZES)
   --piece LIST     piece sizes, powers of two >= 16K (default $PIECES)
-  --seeders LIST   numbers of libtorrent seeders (default $SEEDER_COUNTS)
+  --seeders LIST   numbers of libtorrent seeders, 1 to $MAX_SEEDERS
+                   (default $SEEDER_COUNTS)
+  --config LIST    SIZE:PIECE:SEEDERS triples, comma-separated, instead of
+                   every combination of --size, --piece and --seeders
   --clients LIST   among $ALL_CLIENTS (default: all)
   --runs N         runs per client and configuration; the median is shown
                    (default $RUNS)
@@ -66,6 +72,10 @@ stdout, progress on stderr. Exits 1 if any download failed or differed.
   --quick          smoke test: 64M, 1M pieces, 1 seeder, 1 run, with a
                    small seeding table; well under a minute. Options after
                    it override its values.
+  --full           the rows issue 6 asks for, 3 runs each: 1G with 1M
+                   pieces from 1, 4 and 100 seeders, 1G with 256K pieces,
+                   4G and 256M with 4M pieces from 4 seeders; the seeding
+                   table for 1G, 1M pieces. About an hour.
   --timeout S      limit per download in seconds (default 30 + 1 s per 5 MiB)
   --report FILE    also write the Markdown report to FILE
   --no-build       do not run make (use \$PTORRENT or build/ptorrent as is)
@@ -77,7 +87,8 @@ client, runs that succeeded, median wall seconds (process start to exit),
 MiB/s (size / wall), done seconds (start to complete data, from each
 client's completion hook: aria2c and the python client linger at exit),
 CPU seconds (user + system), peak RSS MiB, and wall time / ptorrent's.
-A "floor" table gives what one core and one TCP stream do at best.
+A "floor" table gives what one core and one TCP stream do at best, and
+what writing the bytes once into a new file costs.
 
 Example: scripts/bench.sh --size 256M,1G --piece 1M --seeders 1,4 --runs 3 --seeding
 EOF
@@ -120,7 +131,12 @@ parse_args() {
         --runs) need_arg "$@"; RUNS=$2; shift ;;
         --timeout) need_arg "$@"; USER_TIMEOUT=$2; shift ;;
         --report) need_arg "$@"; REPORT_FILE=$(realpath -m "$2"); shift ;;
+        --config) need_arg "$@"; CONFIGS=$2; shift ;;
         --seeding) SEEDING=1 ;;
+        --full)
+            CONFIGS=1G:1M:1,1G:1M:4,1G:1M:100,1G:256K:4,4G:4M:4,256M:4M:4
+            RUNS=3 SEEDING=1 SEEDING_AT=1G:1M
+            ;;
         --quick)
             SIZES=64M PIECES=1M SEEDER_COUNTS=1 RUNS=1 SEEDING=1
             ;;
@@ -138,18 +154,17 @@ parse_args() {
 check_args() {
     local x b
     SIZE_LIST=() PIECE_LIST=() SEEDERS_LIST=() CLIENT_LIST=()
+    # (set -e ends the script when a check in a $(...) dies)
     for x in ${SIZES//,/ }; do
-        b=$(to_bytes "$x")
-        ((b >= 1 << 20)) || die "--size $x: at least 1M"
+        b=$(check_size "$x")
         SIZE_LIST+=("$b")
     done
     for x in ${PIECES//,/ }; do
-        b=$(to_bytes "$x")
-        ((b >= 16384 && (b & (b - 1)) == 0)) || die "--piece $x: a power of two >= 16K"
+        b=$(check_piece "$x")
         PIECE_LIST+=("$b")
     done
     for x in ${SEEDER_COUNTS//,/ }; do
-        if ! [[ "$x" =~ ^[0-9]+$ ]] || ((x < 1 || x > 64)); then die "--seeders $x: 1 to 64"; fi
+        check_seeders "$x"
         SEEDERS_LIST+=("$x")
     done
     for x in ${CLIENTS//,/ }; do
@@ -158,8 +173,59 @@ check_args() {
     done
     ((${#SIZE_LIST[@]} && ${#PIECE_LIST[@]} && ${#SEEDERS_LIST[@]} && ${#CLIENT_LIST[@]})) ||
         die "empty --size, --piece, --seeders or --clients"
+    make_config_list
     if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || ((RUNS < 1)); then die "--runs: a number >= 1"; fi
     [[ -z "$USER_TIMEOUT" || "$USER_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "--timeout: whole seconds"
+}
+
+check_size() {
+    local b
+    b=$(to_bytes "$1")
+    ((b >= 1 << 20)) || die "size $1: at least 1M"
+    echo "$b"
+}
+
+check_piece() {
+    local b
+    b=$(to_bytes "$1")
+    ((b >= 16384 && (b & (b - 1)) == 0)) || die "piece $1: a power of two >= 16K"
+    echo "$b"
+}
+
+check_seeders() {
+    if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > MAX_SEEDERS)); then
+        die "seeders $1: 1 to $MAX_SEEDERS"
+    fi
+}
+
+# make_config_list: CONFIG_LIST, one "SIZE PIECE SEEDERS" (bytes, bytes,
+# count) per configuration, from --config or else from the cross product.
+# SEEDING_PAIR is "SIZE PIECE" of --full's seeding table ("" = every pair).
+make_config_list() {
+    local x s p n size piece
+    CONFIG_LIST=() SEEDING_PAIR=
+    if [[ -z "$CONFIGS" ]]; then
+        for size in "${SIZE_LIST[@]}"; do
+            for piece in "${PIECE_LIST[@]}"; do
+                for n in "${SEEDERS_LIST[@]}"; do CONFIG_LIST+=("$size $piece $n"); done
+            done
+        done
+    else
+        for x in ${CONFIGS//,/ }; do
+            IFS=: read -r s p n <<<"$x"
+            [[ -n "$s" && -n "$p" && -n "$n" ]] || die "--config $x: SIZE:PIECE:SEEDERS"
+            check_seeders "$n"
+            s=$(check_size "$s")
+            p=$(check_piece "$p")
+            CONFIG_LIST+=("$s $p $n")
+        done
+    fi
+    if [[ -n "$SEEDING_AT" ]]; then
+        IFS=: read -r s p <<<"$SEEDING_AT"
+        s=$(check_size "$s")
+        p=$(check_piece "$p")
+        SEEDING_PAIR="$s $p"
+    fi
 }
 
 build() {
@@ -304,10 +370,12 @@ timed() {
 # bench_report.py finds the moment the data was complete.
 DONE_ARGS=()
 
+# ptorrent: --max-peers 200 as aria2c's --bt-max-peers (libtorrent's default
+# is 200 too), so the 100-seeder row uses every seeder.
 dl_ptorrent() {
     local stats="$RUN_DIR/ptorrent.json"
     timed ptorrent "$PTORRENT" download -t "$1" -o "$2" -q --port "$(free_port)" \
-        --stats-json "$stats"
+        --max-peers 200 --stats-json "$stats"
     DONE_ARGS=(--stats-json "$stats")
 }
 
@@ -584,6 +652,22 @@ need_tools() {
     [[ -x "$PTORRENT" ]] || fail "no ptorrent binary at $PTORRENT"
 }
 
+# config_field K [SIZE [PIECE]]: the distinct values of field K (1 size,
+# 2 piece, 3 seeders) of the configurations that have that SIZE (and
+# PIECE), in the order given: each content and torrent is made once.
+config_field() {
+    local k=$1 c f
+    local -A seen=()
+    for c in "${CONFIG_LIST[@]}"; do
+        read -r -a f <<<"$c"
+        [[ -z "${2:-}" || "${f[0]}" == "$2" ]] || continue
+        [[ -z "${3:-}" || "${f[1]}" == "$3" ]] || continue
+        [[ -n "${seen[${f[k - 1]}]:-}" ]] && continue
+        seen[${f[k - 1]}]=1
+        echo "${f[k - 1]}"
+    done
+}
+
 main() {
     local size piece n content torrent
     parse_args "$@"
@@ -614,23 +698,26 @@ main() {
     : >"$WORK/results.jsonl"
     start_opentracker "$WORK/ot"
     mkdir -p "$WORK/seed"
-    for size in "${SIZE_LIST[@]}"; do
+    for size in $(config_field 1); do
         DL_TIMEOUT=${USER_TIMEOUT:-$((30 + (size >> 20) / 5))}
         content="$WORK/seed/bench-$((size >> 20))MiB.bin"
         log "making $((size >> 20)) MiB of random data"
         make_random_file "$content" "$size"
+        mkdir -p "$WORK/runs" # where the clients write: the floor's store goes there too
         "$PY" "$HERE/bench_report.py" floor --results "$WORK/results.jsonl" \
-            --json "$("$PY" "$HERE/bench_floor.py" "$content")"
-        for piece in "${PIECE_LIST[@]}"; do
+            --json "$("$PY" "$HERE/bench_floor.py" "$content" "$WORK/runs")"
+        for piece in $(config_field 2 "$size"); do
             torrent="$WORK/bench-$((size >> 20))MiB-$((piece >> 10))KiB.torrent"
             "$PY" "$HERE/mktorrent_lt.py" --piece-size "$piece" -a "$ANNOUNCE_URL" -o "$torrent" \
                 "$content" >&2
             IH=$(lt_infohash "$torrent")
             opentracker_add_hash "$IH"
-            for n in "${SEEDERS_LIST[@]}"; do
+            for n in $(config_field 3 "$size" "$piece"); do
                 download_config "$size" "$piece" "$n" "$torrent" "$content"
             done
-            ((SEEDING == 0)) || seeding_config "$size" "$piece" "$torrent" "$content"
+            if ((SEEDING)) && [[ -z "$SEEDING_PAIR" || "$SEEDING_PAIR" == "$size $piece" ]]; then
+                seeding_config "$size" "$piece" "$torrent" "$content"
+            fi
         done
         rm -f "$content"
     done

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """What this machine can do at best with a file, for scripts/bench.sh.
 
-  bench_floor.py FILE
+  bench_floor.py FILE [STORE_DIR]
 
-Prints one JSON object (one line) with two measurements over FILE's bytes:
+Prints one JSON object (one line) with measurements over FILE's bytes:
 
   sha1_*  SHA-1 of the whole file on one core, through hashlib, which is
           OpenSSL's SHA-1 (the one ptorrent links). Only the hashing is
@@ -13,11 +13,20 @@ Prints one JSON object (one line) with two measurements over FILE's bytes:
           into one 1 MiB buffer and drops it. tcp_recv_cpu is the receiver's
           user+system time: the one copy out of the kernel that any
           downloader pays. tcp_send_cpu is the sender's.
+  store_* (with STORE_DIR) writing as many bytes into a new file in
+          STORE_DIR (where the clients download to), 1 MiB write() calls
+          from memory, then fsync; only those calls are timed. Done
+          STORE_TRIES times, the file removed and the machine left idle
+          STORE_PAUSE seconds in between, as between two downloads; the
+          median is kept. On a virtual machine that hands freed memory back
+          to its host (Linux free page reporting), the first write to every
+          page faults in the host, and that dominates this figure.
 
 A downloader must at least receive every byte and hash it, so
-sha1_cpu + tcp_recv_cpu is the CPU floor that bench.sh compares ptorrent's
-CPU time with. (Writing the file is one more copy; it is left out, so the
-floor is a true lower bound.)
+floor_cpu = sha1_cpu + tcp_recv_cpu is the CPU floor that bench.sh compares
+ptorrent's CPU time with; it leaves the store out, so it is a true lower
+bound. store_floor_cpu = floor_cpu + store_cpu adds the one write that every
+downloader must also make.
 """
 
 import hashlib
@@ -25,10 +34,13 @@ import json
 import os
 import resource
 import socket
+import statistics
 import sys
 import time
 
 CHUNK = 1 << 20  # receive buffer: large, so per-call overhead is negligible
+STORE_TRIES = 3
+STORE_PAUSE = 3.0  # seconds: free page reporting acts 2 s after a free
 
 
 def cpu_self():
@@ -103,14 +115,56 @@ def tcp_floor(path):
     return {"tcp_wall": w1 - w0, "tcp_recv_cpu": c1 - c0, "tcp_send_cpu": cpu_children() - cc0}
 
 
+def store_once(path, size, block):
+    """Writes size bytes (block, repeated) to a new file; CPU of the writes
+    and the fsync only."""
+    cpu = 0.0
+    w0 = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        left = size
+        while left:
+            c0 = time.thread_time()
+            n = os.write(fd, block[:min(left, len(block))])
+            cpu += time.thread_time() - c0
+            left -= n
+        c0 = time.thread_time()
+        os.fsync(fd)
+        cpu += time.thread_time() - c0
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return cpu, time.perf_counter() - w0
+
+
+def store_floor(src, store_dir):
+    """The write a downloader makes: the file's first MiB stands for its
+    content (the bytes' values do not change what a write costs)."""
+    size = os.path.getsize(src)
+    with open(src, "rb") as f:
+        block = memoryview(f.read(CHUNK))
+    path = os.path.join(store_dir, f".bench_floor.{os.getpid()}")
+    tries = []
+    for i in range(STORE_TRIES):
+        if i:
+            time.sleep(STORE_PAUSE)
+        tries.append(store_once(path, size, block))
+    return {"store_cpu": statistics.median(t[0] for t in tries),
+            "store_wall": statistics.median(t[1] for t in tries)}
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
     path = sys.argv[1]
     out = {"size": os.path.getsize(path)}
     out.update(sha1_floor(path))
     out.update(tcp_floor(path))
     out["floor_cpu"] = out["sha1_cpu"] + out["tcp_recv_cpu"]
+    if len(sys.argv) == 3:
+        time.sleep(STORE_PAUSE)  # the memory the reads above freed, as for a client
+        out.update(store_floor(path, sys.argv[2]))
+        out["store_floor_cpu"] = out["floor_cpu"] + out["store_cpu"]
     print(json.dumps(out))
 
 
