@@ -202,6 +202,13 @@ static enum pt_err on_request(struct peer_conn *c, const struct wire_msg *m)
         !picker_on_disk(c->sh->picker, m->index))
         return PT_OK; /* dropped, as BEP 3 says for requests while choked */
     c->reqs[c->nreqs++] = (struct picker_block){m->index, m->begin, m->length};
+    /* Peers ask for a piece's blocks in order: at its first block, let the
+     * kernel read the whole piece ahead while earlier requests are served,
+     * so the preads that follow find it in the page cache. Once per piece is
+     * enough, and costs one call. */
+    if (m->begin == 0)
+        storage_advise_willneed(c->sh->storage, (uint64_t)m->index * c->sh->meta->piece_length,
+                                psize);
     return PT_OK;
 }
 

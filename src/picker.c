@@ -30,11 +30,17 @@
  * sending bad data cannot hide behind an honest one sharing its pieces. The
  * owner is forgotten when it holds no request or claim on the piece any more.
  *
- * Choice of a new piece: both phases scan from a random start and wrap. In the
- * random phase the first eligible piece wins: a cheap random pick (a piece just
- * after a run of ineligible ones is favoured a little, which does not matter).
- * In rarest-first the first piece of lowest availability wins, which breaks
- * ties at random without a second pass.
+ * Choice of a new piece: one scan that wraps, first eligible piece wins in
+ * the random phase, first piece of lowest availability in rarest-first. Only
+ * the start differs. The random phase starts at a random piece (a cheap random
+ * pick; a piece just after a run of ineligible ones is favoured a little,
+ * which does not matter). Rarest-first starts right after `last_started`, the
+ * piece most recently activated by any peer: among equally rare pieces the
+ * next index wins, so in an evenly seeded swarm the peers start pieces in
+ * ascending order, pieces complete next to each other, and the writer can
+ * write runs of neighbours with one pwritev each (sequential disk writes)
+ * instead of seeking all over the files. A rarer piece still wins wherever it
+ * is. Before any piece was started the start is random.
  */
 #include "picker.h"
 
@@ -96,6 +102,7 @@ struct picker {
     uint64_t bytes_done;  /* [M] bytes of COMPLETE pieces */
     uint64_t unrequested; /* [M] MISSING blocks, see the design comment */
     uint64_t rng;         /* [M] xorshift64 state, never 0 */
+    uint32_t last_started; /* [M] piece activated last, piece_count = none yet */
     struct bufpool *pool; /* [I] after picker_set_pool (before any thread); NULL: malloc */
     atomic_uint_fast64_t changes; /* atomic, no lock: bumped when work may have freed up */
 };
@@ -276,6 +283,7 @@ static bool piece_activate_locked(struct picker *p, uint32_t i, uint8_t *buf)
     pc->received = 0;
     pc->missing = blocks_in(plen);
     pc->state = PIECE_ACTIVE;
+    p->last_started = i; /* rarest-first continues after it: see the design comment */
     return true;
 }
 
@@ -318,15 +326,27 @@ static void take_blocks_locked(struct picker *p, uint32_t i, uint16_t peer, bool
     }
 }
 
+/* Where the scan for a new piece begins: random in the random phase (and
+ * before any piece was started), else just after the last piece started, so
+ * that ties in rarity go to the next index (locality, see the design comment). */
+static uint32_t scan_start_locked(struct picker *p, bool rarest)
+{
+    assert_locked(p);
+    if (!rarest || p->last_started >= p->piece_count)
+        return random_below_locked(p, p->piece_count);
+    return p->last_started + 1 == p->piece_count ? 0 : p->last_started + 1;
+}
+
 /* The MISSING piece the peer has that should be started next: random while
- * fewer than PICKER_RANDOM_FIRST are complete, rarest after. piece_count if
- * there is none. */
+ * fewer than PICKER_RANDOM_FIRST are complete, rarest after (ties to the
+ * piece after the last one started). piece_count if there is none. One
+ * O(piece_count) scan. */
 static uint32_t pick_new_piece_locked(struct picker *p, const uint8_t *bitfield)
 {
     assert_locked(p);
     uint32_t count = p->piece_count;
     bool rarest = p->done >= PICKER_RANDOM_FIRST;
-    uint32_t start = random_below_locked(p, count);
+    uint32_t start = scan_start_locked(p, rarest);
     uint32_t best = count;
     for (uint32_t k = 0; k < count; k++) {
         uint32_t i = (uint32_t)(((uint64_t)start + k) % count);
@@ -389,6 +409,7 @@ struct picker *picker_new(uint32_t piece_count, uint32_t piece_length, uint64_t 
         }
     }
     p->rng = make_seed(p);
+    p->last_started = piece_count; /* none yet */
     return p;
 fail:
     free(p->pieces);

@@ -10,7 +10,11 @@
  *   - pieces partly downloaded are finished first;
  *   - until PICKER_RANDOM_FIRST pieces are complete, a random piece is chosen
  *     (to get something to trade quickly);
- *   - after that, rarest first (lowest availability), ties broken at random;
+ *   - after that, rarest first (lowest availability); among equally rare
+ *     pieces, the one right after the piece most recently started by any peer
+ *     (so peers start neighbouring pieces, completed pieces tend to be
+ *     adjacent and the writer coalesces them into sequential writes; random
+ *     ties would scatter writes over the whole torrent);
  *   - work is handed out in blocks of PICKER_BLOCK_SIZE (16 KiB; the last block
  *     of the last piece may be shorter), so several peers can share one piece;
  *   - endgame: once every missing block has been requested, a block already

@@ -8,21 +8,42 @@
  * unwritable directory fails at once, not mid-download) and opened lazily on
  * first use, so a torrent of 100,000 files does not need 100,000 descriptors
  * until it uses them.
+ *
+ * Writing. The writer hands over a batch of pieces sorted by index; each run
+ * of neighbours (index + 1, every piece but the last full-length) is one byte
+ * range of the torrent, cut at file boundaries into segments, and each
+ * segment is ONE pwritev whose iovecs point into the piece buffers: no copy,
+ * and a run of 64 pieces inside one file is one system call instead of 64.
+ * Short writes (a signal, a nearly full disk) continue where they stopped.
+ * Reads stay one pread per segment: a peer asks for 16 KiB at a time.
  */
 #include "storage.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-/* Most runs one piece can need: beyond this, pieces are written file by file
- * in several calls. A 16 MiB piece over 1-byte files would need millions. */
-#define STORAGE_MAX_RUNS 64
+/* iovecs per pwritev. The system's limit is IOV_MAX (<limits.h>, which
+ * glibc shows only to XSI programs; UIO_MAXIOV there), else 16, the POSIX
+ * minimum. Capped at 64 to keep the array on the stack small: the writer
+ * hands over at most 64 pieces at once (WRITER_BATCH_MAX), so 64 iovecs
+ * still cover one file segment of a whole batch in one call. */
+#if defined(IOV_MAX)
+#define STORAGE_SYS_IOV IOV_MAX
+#elif defined(UIO_MAXIOV)
+#define STORAGE_SYS_IOV UIO_MAXIOV
+#else
+#define STORAGE_SYS_IOV 16
+#endif
+#define STORAGE_MAX_IOV (STORAGE_SYS_IOV < 64 ? STORAGE_SYS_IOV : 64)
 
 struct storage {
     const struct metainfo *meta; /* immutable after open */
@@ -33,6 +54,7 @@ struct storage {
      * storage_close, which runs after every user thread has been joined. */
     pthread_mutex_t lock;
     int *fds; /* -1 until first use */
+    atomic_uint_fast64_t write_calls; /* pwritev/pwrite calls so far; no lock */
 };
 
 size_t storage_map(const struct metainfo *m, uint64_t offset, uint64_t len,
@@ -125,6 +147,7 @@ static struct storage *storage_alloc(const struct metainfo *m, const char *dir,
     }
     s->meta = m;
     pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->write_calls, 0);
     s->fds = malloc(m->file_count * sizeof *s->fds);
     s->dir = strdup(dir);
     if (!s->fds || !s->dir) {
@@ -213,9 +236,9 @@ static int file_fd(struct storage *s, size_t i, struct pt_errctx *ctx, enum pt_e
     return fd;
 }
 
-/* Moves one run of bytes to or from its file, retrying short transfers. */
-static enum pt_err transfer_run(struct storage *s, const struct storage_run *r, uint8_t *p,
-                                bool write, struct pt_errctx *ctx)
+/* Reads one run of bytes from its file, retrying short reads. */
+static enum pt_err read_run(struct storage *s, const struct storage_run *r, uint8_t *p,
+                            struct pt_errctx *ctx)
 {
     enum pt_err err = PT_OK;
     int fd = file_fd(s, r->file, ctx, &err);
@@ -223,9 +246,7 @@ static enum pt_err transfer_run(struct storage *s, const struct storage_run *r, 
         return err;
     uint64_t done = 0;
     while (done < r->len) {
-        off_t at = (off_t)(r->file_off + done);
-        ssize_t n = write ? pwrite(fd, p + done, r->len - done, at)
-                          : pread(fd, p + done, r->len - done, at);
+        ssize_t n = pread(fd, p + done, r->len - done, (off_t)(r->file_off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -240,49 +261,269 @@ static enum pt_err transfer_run(struct storage *s, const struct storage_run *r, 
     return PT_OK;
 }
 
-static enum pt_err transfer(struct storage *s, uint64_t offset, uint8_t *p, uint32_t len,
-                            bool write, struct pt_errctx *ctx)
+/* The file segment holding torrent byte `offset`, at most `left` bytes long
+ * (zero-length files skipped). One binary search per segment: a run of
+ * pieces crosses few files, and this needs no array of runs. */
+static bool next_segment(const struct metainfo *m, uint64_t offset, uint64_t left,
+                         struct storage_run *seg)
 {
-    /* Checked whole before the first byte moves: never a partial write. */
-    if (offset > s->meta->total_length || len > s->meta->total_length - offset)
-        return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
-    while (len > 0) {
-        struct storage_run runs[STORAGE_MAX_RUNS];
-        size_t n = storage_map(s->meta, offset, len, runs, STORAGE_MAX_RUNS);
-        if (n == 0) {
-            /* Too many files for one call: take just the first run's worth. */
-            n = storage_map(s->meta, offset, 1, runs, 1);
-            if (n == 0)
-                return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
-            runs[0].len = s->meta->files[runs[0].file].length - runs[0].file_off;
-            if (runs[0].len > len)
-                runs[0].len = len;
-        }
-        for (size_t i = 0; i < n; i++) {
-            enum pt_err e = transfer_run(s, &runs[i], p, write, ctx);
-            if (e != PT_OK)
-                return e;
-            p += runs[i].len;
-            offset += runs[i].len;
-            len -= (uint32_t)runs[i].len;
-        }
-    }
-    return PT_OK;
-}
-
-enum pt_err storage_write_piece(struct storage *s, uint32_t index, const uint8_t *data,
-                                uint32_t len, struct pt_errctx *ctx)
-{
-    if (s->read_only)
-        return pt_fail(ctx, PT_ERR_PERMISSION, PT_NO_OFFSET, "%s: opened read-only", s->dir);
-    uint64_t offset = (uint64_t)index * s->meta->piece_length;
-    return transfer(s, offset, (uint8_t *)data, len, true, ctx);
+    if (storage_map(m, offset, 1, seg, 1) != 1)
+        return false;
+    uint64_t rest = m->files[seg->file].length - seg->file_off;
+    seg->len = rest < left ? rest : left;
+    return true;
 }
 
 enum pt_err storage_read(struct storage *s, uint64_t offset, uint8_t *out, uint32_t len,
                          struct pt_errctx *ctx)
 {
-    return transfer(s, offset, out, len, false, ctx);
+    /* Checked whole before the first byte moves. */
+    if (offset > s->meta->total_length || len > s->meta->total_length - offset)
+        return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
+    while (len > 0) {
+        struct storage_run seg;
+        if (!next_segment(s->meta, offset, len, &seg))
+            return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
+        enum pt_err e = read_run(s, &seg, out, ctx);
+        if (e != PT_OK)
+            return e;
+        out += seg.len;
+        offset += seg.len;
+        len -= (uint32_t)seg.len;
+    }
+    return PT_OK;
+}
+
+/* ---- writing: runs of neighbouring pieces, one pwritev per file segment ---- */
+
+/* One system call, counted. Where pwritev is missing, one pwrite per iovec,
+ * stopping at the first short one (pwritev may return short too, so the
+ * caller's loop is the same). */
+static ssize_t write_vec(struct storage *s, int fd, const struct iovec *iov, int n, off_t at)
+{
+#if defined(STORAGE_NO_PWRITEV)
+    ssize_t total = 0;
+    for (int i = 0; i < n; i++) {
+        atomic_fetch_add(&s->write_calls, 1);
+        ssize_t w = pwrite(fd, iov[i].iov_base, iov[i].iov_len, at + total);
+        if (w < 0)
+            return total > 0 ? total : -1; /* errno is pwrite's */
+        total += w;
+        if ((size_t)w < iov[i].iov_len)
+            break;
+    }
+    return total;
+#else
+    atomic_fetch_add(&s->write_calls, 1);
+    return pwritev(fd, iov, n, at);
+#endif
+}
+
+/* Writes iov[0..n) (n <= STORAGE_MAX_IOV) to file `file` at `at`, retrying
+ * short writes (advancing through the iovecs, which it modifies) and EINTR.
+ * Adds the bytes written to *done, also when it fails part way. Errors are
+ * reported as for a pwrite: the path and strerror. */
+static enum pt_err write_iov_all(struct storage *s, size_t file, int fd, struct iovec *iov,
+                                 size_t n, uint64_t at, uint64_t *done, struct pt_errctx *ctx)
+{
+    size_t first = 0;
+    while (first < n) {
+        ssize_t w = write_vec(s, fd, iov + first, (int)(n - first), (off_t)at);
+        int saved = errno;
+        if (w < 0 && saved == EINTR)
+            continue;
+        if (w <= 0) /* 0 for a non-empty write: the file system gave up silently */
+            return pt_fail(ctx, w < 0 ? pt_err_from_errno(saved) : PT_ERR_IO, PT_NO_OFFSET,
+                           "%s/%s: %s", s->dir, s->meta->files[file].path,
+                           w < 0 ? strerror(saved) : "nothing written");
+        at += (uint64_t)w;
+        *done += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (first < n && left >= iov[first].iov_len)
+            left -= iov[first++].iov_len;
+        if (left > 0) {
+            iov[first].iov_base = (uint8_t *)iov[first].iov_base + left;
+            iov[first].iov_len -= left;
+        }
+    }
+    return PT_OK;
+}
+
+/* A position inside a list of pieces: piece k, byte `at` of it. */
+struct piece_cursor {
+    const struct storage_piece *pieces;
+    size_t k;
+    uint32_t at;
+};
+
+/* Points up to STORAGE_MAX_IOV iovecs at the next bytes of the cursor, at
+ * most `want` of them, and advances it. Returns the iovecs used; *bytes_out
+ * the bytes they cover. Zero-length pieces give no iovec. */
+static size_t fill_iov(struct piece_cursor *c, uint64_t want, struct iovec *iov,
+                       uint64_t *bytes_out)
+{
+    size_t n = 0;
+    uint64_t bytes = 0;
+    while (bytes < want && n < STORAGE_MAX_IOV) {
+        const struct storage_piece *p = &c->pieces[c->k];
+        uint64_t take = p->len - c->at < want - bytes ? p->len - c->at : want - bytes;
+        if (take > 0) {
+            iov[n].iov_base = (void *)(p->data + c->at); /* pwritev's iovec is not const */
+            iov[n++].iov_len = (size_t)take;
+        }
+        bytes += take;
+        c->at += (uint32_t)take;
+        if (c->at == p->len) {
+            c->k++;
+            c->at = 0;
+        }
+    }
+    *bytes_out = bytes;
+    return n;
+}
+
+/* Writes the next seg->len bytes of the cursor to one file segment: one
+ * pwritev per STORAGE_MAX_IOV pieces (plus retries of short writes). Adds
+ * the bytes written to *done, also when it fails part way. */
+static enum pt_err write_segment(struct storage *s, const struct storage_run *seg,
+                                 struct piece_cursor *c, uint64_t *done, struct pt_errctx *ctx)
+{
+    enum pt_err err = PT_OK;
+    int fd = file_fd(s, seg->file, ctx, &err);
+    if (fd < 0)
+        return err;
+    uint64_t seg_done = 0;
+    while (err == PT_OK && seg_done < seg->len) {
+        struct iovec iov[STORAGE_MAX_IOV];
+        uint64_t bytes;
+        size_t n = fill_iov(c, seg->len - seg_done, iov, &bytes);
+        err = write_iov_all(s, seg->file, fd, iov, n, seg->file_off + seg_done, &seg_done, ctx);
+    }
+    *done += seg_done;
+    return err;
+}
+
+/* How many pieces from the front of the run lie wholly in its first `done`
+ * bytes. */
+static size_t pieces_within(const struct storage_piece *pieces, size_t n, uint64_t done)
+{
+    size_t k = 0;
+    uint64_t end = 0;
+    while (k < n && end + pieces[k].len <= done)
+        end += pieces[k++].len;
+    return k;
+}
+
+/* How many pieces from the front of `pieces` form one byte range: each next
+ * index is one more and each piece before it full-length (it ends where the
+ * next begins). At least 1. */
+static size_t contiguous_count(const struct storage *s, const struct storage_piece *pieces,
+                               size_t count)
+{
+    size_t n = 1;
+    while (n < count && pieces[n].index == pieces[n - 1].index + 1 &&
+           pieces[n - 1].len == s->meta->piece_length)
+        n++;
+    return n;
+}
+
+/* Writes one contiguous run of n pieces, file segment by file segment.
+ * *written_out: how many of its pieces are wholly on disk (all on PT_OK). */
+static enum pt_err write_run(struct storage *s, const struct storage_piece *pieces, size_t n,
+                             size_t *written_out, struct pt_errctx *ctx)
+{
+    uint64_t offset = (uint64_t)pieces[0].index * s->meta->piece_length;
+    uint64_t left = 0;
+    for (size_t k = 0; k < n; k++)
+        left += pieces[k].len;
+    struct piece_cursor c = {pieces, 0, 0};
+    enum pt_err err = PT_OK;
+    uint64_t done = 0; /* bytes of the run on disk */
+    while (err == PT_OK && left > 0) {
+        struct storage_run seg;
+        if (!next_segment(s->meta, offset, left, &seg)) {
+            err = pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "range outside the torrent");
+            break;
+        }
+        err = write_segment(s, &seg, &c, &done, ctx);
+        offset += seg.len;
+        left -= seg.len;
+    }
+    *written_out = err == PT_OK ? n : pieces_within(pieces, n, done);
+    return err;
+}
+
+/* Every piece inside the torrent, before the first byte moves: a bad one
+ * never leaves a batch half written. */
+static enum pt_err check_pieces(const struct storage *s, const struct storage_piece *pieces,
+                                size_t count, struct pt_errctx *ctx)
+{
+    uint64_t total = s->meta->total_length;
+    for (size_t k = 0; k < count; k++) {
+        uint64_t offset = (uint64_t)pieces[k].index * s->meta->piece_length;
+        if (offset > total || pieces[k].len > total - offset)
+            return pt_fail(ctx, PT_ERR_LIMIT, PT_NO_OFFSET, "piece %u: range outside the torrent",
+                           pieces[k].index);
+    }
+    return PT_OK;
+}
+
+enum pt_err storage_write_pieces(struct storage *s, const struct storage_piece *pieces,
+                                 size_t count, size_t *written_out, struct pt_errctx *ctx)
+{
+    size_t done = 0;
+    enum pt_err err = PT_OK;
+    if (s->read_only)
+        err = pt_fail(ctx, PT_ERR_PERMISSION, PT_NO_OFFSET, "%s: opened read-only", s->dir);
+    if (err == PT_OK)
+        err = check_pieces(s, pieces, count, ctx);
+    while (err == PT_OK && done < count) {
+        size_t n = contiguous_count(s, pieces + done, count - done);
+        size_t ok = 0;
+        err = write_run(s, pieces + done, n, &ok, ctx);
+        done += ok;
+    }
+    if (written_out)
+        *written_out = done;
+    return err;
+}
+
+enum pt_err storage_write_piece(struct storage *s, uint32_t index, const uint8_t *data,
+                                uint32_t len, struct pt_errctx *ctx)
+{
+    struct storage_piece p = {index, len, data};
+    return storage_write_pieces(s, &p, 1, NULL, ctx);
+}
+
+uint64_t storage_write_calls(struct storage *s)
+{
+    return atomic_load(&s->write_calls);
+}
+
+/* ---- advice to the page cache ---- */
+
+void storage_advise_willneed(struct storage *s, uint64_t offset, uint64_t len)
+{
+#if defined(POSIX_FADV_WILLNEED)
+    if (offset > s->meta->total_length || len > s->meta->total_length - offset)
+        return;
+    while (len > 0) {
+        struct storage_run seg;
+        if (!next_segment(s->meta, offset, len, &seg))
+            return;
+        struct pt_errctx ignored = {PT_NO_OFFSET, ""};
+        enum pt_err err = PT_OK;
+        int fd = file_fd(s, seg.file, &ignored, &err); /* the read that follows opens it anyway */
+        if (fd >= 0) /* advice only: its result changes nothing we do */
+            (void)posix_fadvise(fd, (off_t)seg.file_off, (off_t)seg.len, POSIX_FADV_WILLNEED);
+        offset += seg.len;
+        len -= seg.len;
+    }
+#else
+    (void)s;
+    (void)offset;
+    (void)len;
+#endif
 }
 
 enum pt_err storage_sync(struct storage *s, struct pt_errctx *ctx)

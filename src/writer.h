@@ -2,10 +2,12 @@
  * writer: the storage writer thread and its bounded queue.
  *
  * Peer threads hand verified pieces to writer_submit(); one writer thread
- * takes them off the queue and writes them with storage_write_piece(). The
- * queue is bounded in BYTES: when it is full, writer_submit() blocks the peer
- * thread until the writer has made room (back-pressure: a slow disk slows the
- * download instead of growing memory), and nothing is ever dropped.
+ * takes every piece queued at that moment (up to 64), sorts them by index and
+ * writes each run of consecutive pieces with storage_write_pieces() (one
+ * pwritev per file segment). The queue is bounded in BYTES: when it is full,
+ * writer_submit() blocks the peer thread until the writer has made room
+ * (back-pressure: a slow disk slows the download instead of growing memory),
+ * and nothing is ever dropped.
  *
  * The first write error stops the writer: it records the error, wakes every
  * blocked producer (they get PT_ERR_STOPPED) and refuses new pieces; the
@@ -26,8 +28,10 @@
 
 struct writer;
 
-/* Called on the writer thread after each piece is on disk (e.g. to update a
- * resume bitfield). May be NULL. Must not block for long. */
+/* Called on the writer thread once for each piece after it is on disk (e.g.
+ * to update a resume bitfield), before its buffer is released; within one
+ * batch in index order, so not necessarily in the order submitted. Never for
+ * a piece that was not written. May be NULL. Must not block for long. */
 typedef void (*writer_written_fn)(void *arg, uint32_t index);
 
 /* Starts the writer thread. max_bytes >= the largest piece. NULL on failure. */

@@ -251,6 +251,8 @@ static void test_picker_rarest_first_after_random_phase(void)
     picker_free(p);
 }
 
+/* Before any piece was started there is no neighbour to prefer: the first
+ * start among equally rare pieces is random. */
 static void test_picker_rarest_ties_broken_at_random(void)
 {
     uint8_t have[BF_BYTES] = {0}, all[BF_BYTES], most[BF_BYTES];
@@ -274,6 +276,50 @@ static void test_picker_rarest_ties_broken_at_random(void)
     }
     CU_ASSERT_EQUAL(other, 0);
     CU_ASSERT_TRUE(got6 > 0 && got13 > 0);
+}
+
+/* Locality: with equal availability the rarest phase starts the piece right
+ * after the one started last, whichever peer asks, so pieces complete next
+ * to each other and the writer coalesces them; a rarer piece still wins and
+ * the run continues after it. */
+static void test_picker_rarest_phase_starts_consecutive_pieces(void)
+{
+    const uint32_t count = 32;
+    uint8_t have[BF_BYTES] = {0}, all[BF_BYTES];
+    for (uint32_t i = 0; i < PICKER_RANDOM_FIRST; i++)
+        picker_set_bit(have, i); /* the random phase is over */
+    set_all(all, count);
+    struct picker *p = picker_new(count, BS, (uint64_t)count * BS, have);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    picker_peer_add_bitfield(p, all);
+    picker_peer_add_bitfield(p, all);
+
+    /* The first start is random (nothing was started yet); the next ones
+     * follow it, alternating between two peers, wrapping past the end and
+     * skipping the pieces we have. */
+    long prev = reserve_one(p, 1, all);
+    CU_ASSERT_TRUE_FATAL(prev >= (long)PICKER_RANDOM_FIRST && prev < (long)count);
+    for (int k = 0; k < 12; k++) {
+        long want = prev + 1 == (long)count ? (long)PICKER_RANDOM_FIRST : prev + 1;
+        long got = reserve_one(p, (uint16_t)(1 + k % 2), all);
+        CU_ASSERT_EQUAL(got, want);
+        prev = got;
+    }
+
+    /* One peer leaves and a third arrives without piece r: r is now the
+     * only piece with availability 1 and wins over the next index. */
+    long r = prev + 5 >= (long)count ? prev + 5 - (long)count + (long)PICKER_RANDOM_FIRST
+                                     : prev + 5;
+    uint8_t no_r[BF_BYTES];
+    set_all(no_r, count);
+    clear_bit(no_r, (uint32_t)r);
+    picker_peer_remove_bitfield(p, all);
+    picker_peer_add_bitfield(p, no_r);
+    CU_ASSERT_EQUAL(reserve_one(p, 1, all), r);
+    /* Then the run goes on after r. */
+    long after = r + 1 == (long)count ? (long)PICKER_RANDOM_FIRST : r + 1;
+    CU_ASSERT_EQUAL(reserve_one(p, 2, all), after);
+    picker_free(p);
 }
 
 static void test_picker_have_messages_update_rarity(void)
@@ -812,6 +858,8 @@ int test_picker_register(void)
         {"random phase ignores rarity", test_picker_random_phase_ignores_rarity},
         {"rarest first after random phase", test_picker_rarest_first_after_random_phase},
         {"rarest ties broken at random", test_picker_rarest_ties_broken_at_random},
+        {"rarest phase starts consecutive pieces",
+         test_picker_rarest_phase_starts_consecutive_pieces},
         {"have messages update rarity", test_picker_have_messages_update_rarity},
         {"endgame shares block with one more peer",
          test_picker_endgame_shares_block_with_one_more_peer},

@@ -4,7 +4,9 @@
  * real temporary directory: every directory and file created, pieces that
  * span files written and read back (with stdio and with storage_read), a
  * longer file cut to size, a piece spread over more files than one call
- * maps, and failures that name the path at fault.
+ * maps, and failures that name the path at fault. storage_write_pieces:
+ * one pwritev per file segment of a run (counted by storage_write_calls),
+ * runs split at gaps, the iovec limit, a failure part way, short writes.
  *
  * The metainfo is built by hand: storage only reads files[], file_count,
  * total_length, piece_length and piece_count.
@@ -16,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -524,6 +528,265 @@ static void test_storage_piece_over_many_small_files(void)
     free(tmp);
 }
 
+/* ---- storage_write_pieces: coalesced writes ---- */
+
+/* storage_write_calls() against the pwritev calls a test expects: exact
+ * where pwritev exists; the fallback (STORAGE_NO_PWRITEV) makes one pwrite
+ * per iovec, so there only "at least". */
+static bool calls_are(uint64_t got, uint64_t want)
+{
+#if defined(STORAGE_NO_PWRITEV)
+    return got >= want;
+#else
+    return got == want;
+#endif
+}
+
+/* Pieces indices[0..count) of t as storage_pieces over malloc'd pattern
+ * buffers (free them with free_pieces). */
+static void make_pieces(const struct torrent *t, const uint32_t *indices, size_t count,
+                        struct storage_piece *out)
+{
+    for (size_t k = 0; k < count; k++) {
+        uint64_t off = (uint64_t)indices[k] * t->m.piece_length;
+        uint64_t left = t->m.total_length - off;
+        uint32_t len = (uint32_t)(left < t->m.piece_length ? left : t->m.piece_length);
+        out[k] = (struct storage_piece){indices[k], len, pattern_buf(off, len)};
+    }
+}
+
+static void free_pieces(struct storage_piece *pieces, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        free((void *)pieces[k].data);
+}
+
+/* Torrent bytes [off, off+len) on disk equal the pattern (read back with storage_read). */
+static bool range_holds_pattern(struct storage *s, uint64_t off, uint32_t len)
+{
+    uint8_t *got = malloc(len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    bool same = storage_read(s, off, got, len, &ctx) == PT_OK;
+    for (uint32_t k = 0; same && k < len; k++)
+        same = got[k] == pattern(off + k);
+    free(got);
+    return same;
+}
+
+/* 16-byte pieces over a (40 bytes), an empty file, b (30) and c (26): piece
+ * 2 spans a and b, piece 4 spans b and c. 6 pieces, the last full. */
+static const char *const run_paths[] = {"r/a", "r/empty", "r/b", "r/c"};
+static const uint64_t run_lengths[] = {40, 0, 30, 26};
+#define RUN_FILES 4
+
+static void test_storage_write_pieces_one_call_per_file_segment(void)
+{
+    struct torrent t;
+    torrent_init(&t, 16, RUN_FILES, run_paths, run_lengths);
+    CU_ASSERT_EQUAL_FATAL(t.m.piece_count, 6);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(storage_write_calls(s), 0);
+
+    static const uint32_t all[] = {0, 1, 2, 3, 4, 5};
+    struct storage_piece pieces[6];
+    make_pieces(&t, all, 6, pieces);
+    size_t written = 99;
+    CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, 6, &written, &ctx), PT_OK);
+    CU_ASSERT_EQUAL(written, 6);
+    /* Six pieces, three non-empty files: three pwritev calls. */
+    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3));
+    check_files_hold_pattern(&t, tmp);
+    free_pieces(pieces, 6);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* Only neighbours in the array coalesce: 5 | 3 4 | 9 is three runs, still
+ * byte for byte; sorted, 3 4 5 | 9 is two. */
+static void test_storage_write_pieces_splits_runs_at_gaps(void)
+{
+    static const char *const paths[] = {"g/one"};
+    static const uint64_t lengths[] = {10 * 16 + 5};
+    struct torrent t;
+    torrent_init(&t, 16, 1, paths, lengths);
+    CU_ASSERT_EQUAL_FATAL(t.m.piece_count, 11);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+
+    static const uint32_t unsorted[] = {5, 3, 4, 9};
+    struct storage_piece pieces[4];
+    make_pieces(&t, unsorted, 4, pieces);
+    size_t written = 0;
+    CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, 4, &written, &ctx), PT_OK);
+    CU_ASSERT_EQUAL(written, 4);
+    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3));
+    free_pieces(pieces, 4);
+
+    static const uint32_t sorted[] = {0, 1, 2, 6, 7, 8, 10};
+    struct storage_piece rest[7];
+    make_pieces(&t, sorted, 7, rest);
+    CU_ASSERT_EQUAL(storage_write_pieces(s, rest, 7, &written, &ctx), PT_OK);
+    CU_ASSERT_EQUAL(written, 7);
+    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3 + 3)); /* 0-2, 6-8, 10 (short, last) */
+    free_pieces(rest, 7);
+    check_files_hold_pattern(&t, tmp);
+
+    /* A piece outside the torrent fails the batch before any byte moves. */
+    uint8_t data[16] = {0};
+    struct storage_piece bad[2] = {{0, 16, data}, {t.m.piece_count, 16, data}};
+    uint64_t before = storage_write_calls(s);
+    CU_ASSERT_EQUAL(storage_write_pieces(s, bad, 2, &written, &ctx), PT_ERR_LIMIT);
+    CU_ASSERT_EQUAL(written, 0);
+    CU_ASSERT_EQUAL(storage_write_calls(s), before);
+    check_files_hold_pattern(&t, tmp);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* More pieces than iovecs one call may carry (64 here, fewer on systems with a
+ * smaller IOV_MAX): several calls, each still many pieces. */
+static void test_storage_write_pieces_respects_iov_limit(void)
+{
+    enum { PIECES = 150 };
+    static const char *const paths[] = {"i/one"};
+    static const uint64_t lengths[] = {PIECES * 16};
+    struct torrent t;
+    torrent_init(&t, 16, 1, paths, lengths);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    uint32_t idx[PIECES];
+    for (uint32_t i = 0; i < PIECES; i++)
+        idx[i] = i;
+    struct storage_piece pieces[PIECES];
+    make_pieces(&t, idx, PIECES, pieces);
+    CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, PIECES, NULL, &ctx), PT_OK);
+    uint64_t calls = storage_write_calls(s);
+    CU_ASSERT_TRUE(calls >= 3); /* 3 with 64 iovecs a call */
+#if !defined(STORAGE_NO_PWRITEV)
+    CU_ASSERT_TRUE(calls <= (PIECES + 15) / 16); /* 16 iovecs a call at worst */
+#endif
+    check_files_hold_pattern(&t, tmp);
+    free_pieces(pieces, PIECES);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* A failure part way through a run: the pieces wholly before it count as
+ * written, the message names the file, and nothing after it is written. */
+static void test_storage_write_pieces_reports_pieces_before_failure(void)
+{
+    struct torrent t;
+    torrent_init(&t, 16, RUN_FILES, run_paths, run_lengths);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    char path[1024];
+    join(path, sizeof path, tmp, "r/b"); /* bytes 40..70: a directory now, open() fails */
+    CU_ASSERT_EQUAL_FATAL(unlink(path), 0);
+    CU_ASSERT_EQUAL_FATAL(mkdir(path, 0755), 0);
+
+    static const uint32_t all[] = {0, 1, 2, 3, 4, 5};
+    struct storage_piece pieces[6];
+    make_pieces(&t, all, 6, pieces);
+    size_t written = 99;
+    CU_ASSERT_NOT_EQUAL(storage_write_pieces(s, pieces, 6, &written, &ctx), PT_OK);
+    CU_ASSERT_EQUAL(written, 2); /* 0..32 are in r/a; piece 2 needs r/b */
+    CU_ASSERT_PTR_NOT_NULL(strstr(ctx.msg, "r/b"));
+    CU_ASSERT_TRUE(range_holds_pattern(s, 0, 40));
+    join(path, sizeof path, tmp, "r/c");
+    CU_ASSERT_EQUAL(file_size(path), 0);
+    free_pieces(pieces, 6);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* A file-size limit makes pwritev stop short inside a piece: the rest is
+ * retried from there (advancing the iovecs), and the EFBIG that follows is
+ * reported like a full disk, with the pieces wholly written before it. */
+static void test_storage_write_pieces_handles_short_writes(void)
+{
+    static const char *const paths[] = {"s/one"};
+    static const uint64_t lengths[] = {16 * 256};
+    struct torrent t;
+    torrent_init(&t, 256, 1, paths, lengths);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    uint32_t idx[16];
+    for (uint32_t i = 0; i < 16; i++)
+        idx[i] = i;
+    struct storage_piece pieces[16];
+    make_pieces(&t, idx, 16, pieces);
+
+    struct rlimit old;
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+    struct rlimit small = {1000, old.rlim_max}; /* mid piece 3 */
+    if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 1000)
+        small.rlim_cur = old.rlim_max;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN); /* else the process dies */
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &small), 0);
+    size_t written = 99;
+    err = storage_write_pieces(s, pieces, 16, &written, &ctx);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+
+    CU_ASSERT_EQUAL(err, PT_ERR_DISK_FULL);
+    CU_ASSERT_EQUAL(written, 3);
+    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 2)); /* the short one, then EFBIG */
+    CU_ASSERT_PTR_NOT_NULL(strstr(ctx.msg, "s/one"));
+    CU_ASSERT_TRUE(range_holds_pattern(s, 0, 1000));
+
+    /* With room again the same batch completes. */
+    CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, 16, &written, &ctx), PT_OK);
+    CU_ASSERT_EQUAL(written, 16);
+    check_files_hold_pattern(&t, tmp);
+    free_pieces(pieces, 16);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* Advice never fails and never changes the data, even outside the torrent. */
+static void test_storage_advise_willneed_is_harmless(void)
+{
+    struct torrent t;
+    torrent_init(&t, 16, RUN_FILES, run_paths, run_lengths);
+    char *tmp = make_tmpdir("storage");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    write_all_pieces(s, &t, NULL);
+    storage_advise_willneed(s, 0, t.m.total_length);
+    storage_advise_willneed(s, 32, 16); /* spans r/a and r/b */
+    storage_advise_willneed(s, t.m.total_length, 1);
+    storage_advise_willneed(s, UINT64_MAX, 2);
+    storage_advise_willneed(s, 0, 0);
+    check_files_hold_pattern(&t, tmp);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
 /* Called by tests/test_main.c (see suites.h there). */
 int test_storage_register(void);
 
@@ -549,6 +812,14 @@ int test_storage_register(void)
         {"open truncates longer file", test_storage_open_truncates_longer_file},
         {"open under regular file names path", test_storage_open_under_regular_file_names_path},
         {"piece over many small files", test_storage_piece_over_many_small_files},
+        {"write pieces: one call per file segment",
+         test_storage_write_pieces_one_call_per_file_segment},
+        {"write pieces: splits runs at gaps", test_storage_write_pieces_splits_runs_at_gaps},
+        {"write pieces: respects iov limit", test_storage_write_pieces_respects_iov_limit},
+        {"write pieces: reports pieces before failure",
+         test_storage_write_pieces_reports_pieces_before_failure},
+        {"write pieces: handles short writes", test_storage_write_pieces_handles_short_writes},
+        {"advise willneed is harmless", test_storage_advise_willneed_is_harmless},
     };
     for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++)
         if (!CU_add_test(s, tests[k].name, tests[k].fn))

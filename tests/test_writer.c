@@ -4,7 +4,9 @@
  * once per piece, several producers against a queue of two pieces lose
  * nothing and never exceed the bound, an oversized piece cannot deadlock, and
  * a write error stops the writer: it is reported with the path, blocked and
- * later producers get PT_ERR_STOPPED and keep their buffers.
+ * later producers get PT_ERR_STOPPED and keep their buffers. Pieces queued
+ * together are sorted and written as runs: one write call per file segment
+ * (storage_write_calls), not one per piece.
  *
  * The metainfo is built by hand: storage only reads files[], file_count,
  * total_length, piece_length and piece_count.
@@ -408,6 +410,113 @@ static void test_writer_piece_larger_than_bound_does_not_deadlock(void)
     free(tmp);
 }
 
+/* ---- batching: runs of neighbours in one pwritev per file segment ---- */
+
+/* 1000-byte pieces over a (2500), an empty file, b (4000) and c (3700):
+ * pieces 2 and 6 span two files each; 11 pieces, the last 200 bytes. */
+static const char *const batch_paths[] = {"w/a", "w/empty", "w/b", "w/c"};
+static const uint64_t batch_lengths[] = {2500, 0, 4000, 3700};
+#define BATCH_PIECE_LEN 1000
+
+/* Submits indices[0..n) while the writer thread sits in the gated callback
+ * of piece `first` (so they are all queued when it looks again), then lets
+ * it go and waits for them. Returns the write calls made for them. */
+static uint64_t submit_held_back(struct writer *w, struct storage *s, struct seen *seen,
+                                 const struct torrent *t, uint32_t first,
+                                 const uint32_t *indices, size_t n)
+{
+    CU_ASSERT_EQUAL(writer_submit(w, first, piece_data(t, first), piece_len(t, first)), PT_OK);
+    CU_ASSERT_TRUE_FATAL(wait_in_callback(seen));
+    uint64_t before = storage_write_calls(s); /* piece `first` is on disk already */
+    for (size_t k = 0; k < n; k++)
+        CU_ASSERT_EQUAL(writer_submit(w, indices[k], piece_data(t, indices[k]),
+                                      piece_len(t, indices[k])),
+                        PT_OK);
+    open_gate(seen);
+    CU_ASSERT_TRUE(wait_written(w, 1 + (uint32_t)n));
+    return storage_write_calls(s) - before;
+}
+
+/* Write calls against the pwritev calls expected: exact where pwritev
+ * exists; the fallback makes one pwrite per piece and file (at least). */
+static bool calls_are(uint64_t got, uint64_t want)
+{
+#if defined(STORAGE_NO_PWRITEV)
+    return got >= want;
+#else
+    return got == want;
+#endif
+}
+
+/* Ten neighbours queued at once: one call per file segment (a, b, c; the
+ * empty file skipped), not one per piece; every byte in place. */
+static void test_writer_coalesces_consecutive_pieces(void)
+{
+    struct torrent t;
+    torrent_init(&t, BATCH_PIECE_LEN, 4, batch_paths, batch_lengths);
+    CU_ASSERT_EQUAL_FATAL(t.m.piece_count, 11);
+    char *tmp = make_tmpdir("writer");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    struct seen seen;
+    seen_init(&seen, 0, true);
+    struct writer *w = writer_new(s, 16 * BATCH_PIECE_LEN, on_written, &seen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+
+    static const uint32_t rest[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    uint64_t calls = submit_held_back(w, s, &seen, &t, 0, rest, 10);
+    CU_ASSERT_TRUE(calls_are(calls, 3));
+    if (!calls_are(calls, 3))
+        fprintf(stderr, "\n  writer: 10 pieces took %llu write calls\n",
+                (unsigned long long)calls);
+    CU_ASSERT_EQUAL(writer_finish(w, &ctx), PT_OK);
+    CU_ASSERT_TRUE(files_hold_pattern(&t, tmp));
+    for (uint32_t i = 0; i < t.m.piece_count; i++)
+        CU_ASSERT_EQUAL(atomic_load(&seen.calls[i]), 1);
+    seen_release(&seen);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
+/* Queued as 5, 3, 4, 9: sorted into runs 3-5 (inside b) and 9 (inside c),
+ * two calls; on_written once per piece. */
+static void test_writer_sorts_out_of_order_batch(void)
+{
+    struct torrent t;
+    torrent_init(&t, BATCH_PIECE_LEN, 4, batch_paths, batch_lengths);
+    char *tmp = make_tmpdir("writer");
+    enum pt_err err;
+    struct pt_errctx ctx = {PT_NO_OFFSET, ""};
+    struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    struct seen seen;
+    seen_init(&seen, 0, true);
+    struct writer *w = writer_new(s, 16 * BATCH_PIECE_LEN, on_written, &seen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+
+    static const uint32_t shuffled[] = {5, 3, 4, 9};
+    uint64_t calls = submit_held_back(w, s, &seen, &t, 0, shuffled, 4);
+    CU_ASSERT_TRUE(calls_are(calls, 2));
+    CU_ASSERT_EQUAL(atomic_load(&seen.total), 5);
+    static const uint32_t others[] = {10, 1, 8, 2, 7, 6};
+    for (size_t k = 0; k < 6; k++)
+        CU_ASSERT_EQUAL(writer_submit(w, others[k], piece_data(&t, others[k]),
+                                      piece_len(&t, others[k])),
+                        PT_OK);
+    CU_ASSERT_TRUE(wait_written(w, t.m.piece_count));
+    CU_ASSERT_EQUAL(writer_finish(w, &ctx), PT_OK);
+    CU_ASSERT_TRUE(files_hold_pattern(&t, tmp));
+    for (uint32_t i = 0; i < t.m.piece_count; i++)
+        CU_ASSERT_EQUAL(atomic_load(&seen.calls[i]), 1);
+    seen_release(&seen);
+    storage_close(s);
+    remove_tree(tmp);
+    free(tmp);
+}
+
 /* ---- errors ---- */
 
 /* Replaces the file at dir/rel by a directory, so the storage's lazy open() fails. */
@@ -545,6 +654,8 @@ int test_writer_register(void)
          test_writer_piece_larger_than_bound_does_not_deadlock},
         {"reports error and refuses more", test_writer_reports_error_and_refuses_more},
         {"error wakes blocked producer", test_writer_error_wakes_blocked_producer},
+        {"coalesces consecutive pieces", test_writer_coalesces_consecutive_pieces},
+        {"sorts out-of-order batch", test_writer_sorts_out_of_order_batch},
     };
     for (size_t k = 0; k < sizeof tests / sizeof tests[0]; k++)
         if (!CU_add_test(s, tests[k].name, tests[k].fn))
