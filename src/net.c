@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* MSG_NOSIGNAL is Linux/FreeBSD; elsewhere SO_NOSIGPIPE (set in net_tune) or
@@ -151,6 +152,29 @@ static enum pt_err fill_once(struct net_reader *r)
     return pt_err_from_errno(errno);
 }
 
+/* One readv() of up to len bytes straight into dst, plus at most
+ * NET_LOOKAHEAD bytes more into the (empty) buffer: the next message's
+ * header, never a payload that would then have to be copied. *got_out:
+ * bytes that went to dst. */
+static enum pt_err fill_direct(struct net_reader *r, uint8_t *dst, size_t len, size_t *got_out)
+{
+    struct iovec iov[2] = {{dst, len}, {r->buf, NET_LOOKAHEAD}};
+    r->start = r->end = 0;
+    *got_out = 0;
+    ssize_t n = readv(r->fd, iov, 2);
+    if (n > 0) {
+        size_t got = (size_t)n;
+        *got_out = got < len ? got : len;
+        r->end = got - *got_out;
+        return PT_OK;
+    }
+    if (n == 0)
+        return PT_ERR_CLOSED;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return PT_ERR_TIMEOUT;
+    return pt_err_from_errno(errno);
+}
+
 enum pt_err net_reader_wait(struct net_reader *r, int wait_ms)
 {
     if (net_reader_buffered(r) > 0)
@@ -182,7 +206,12 @@ enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budg
         }
         if (stopped(stop))
             return PT_ERR_STOPPED;
-        enum pt_err err = fill_once(r);
+        size_t got = 0;
+        enum pt_err err = len >= NET_DIRECT_MIN ? fill_direct(r, out, len, &got) : fill_once(r);
+        out += got;
+        len -= got;
+        if (got > 0)
+            idle_ms = 0;
         if (err == PT_ERR_TIMEOUT) {
             idle_ms += NET_IO_SLICE_MS;
             if (idle_ms >= budget_ms)

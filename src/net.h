@@ -8,7 +8,10 @@
  *
  * A `struct net_reader` buffers what recv() returns so that the many small
  * messages of the protocol cost one system call per batch, not per message.
- * It belongs to one thread (the peer thread of its socket); no locks.
+ * Large reads (a block's payload) go straight from the socket to their
+ * destination instead, with only the next message's header read ahead into
+ * the buffer: a block is never copied in user space. The reader belongs to
+ * one thread (the peer thread of its socket); no locks.
  */
 #ifndef PT_NET_H
 #define PT_NET_H
@@ -28,6 +31,13 @@
 /* Socket buffer size we ask for: a few blocks in flight on a fast link. */
 #define NET_SOCKBUF_BYTES (1 << 20)
 #define NET_READER_CAP (128u * 1024u)
+/* A read of at least this many bytes, once the buffer is empty, goes straight
+ * to its destination (below it, one buffered recv serves several messages). */
+#define NET_DIRECT_MIN 2048u
+/* What a direct read takes beyond its destination, into the buffer: a PIECE
+ * message's header (length 4, id 1, index 4, begin 4). When blocks stream in,
+ * the next payload then starts on an empty buffer and is read directly too. */
+#define NET_LOOKAHEAD 13u
 
 /* Connects with a timeout. Returns the socket (blocking, timeouts set) or -1
  * with *err_out set (PT_ERR_CONNECT, PT_ERR_TIMEOUT, PT_ERR_STOPPED). */
@@ -61,8 +71,9 @@ static inline size_t net_reader_buffered(const struct net_reader *r)
  * EOF, another code on error. */
 enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
 
-/* Reads exactly len bytes into dst, from the buffer first, then the socket.
- * Fails with PT_ERR_TIMEOUT if no byte arrives for budget_ms. */
+/* Reads exactly len bytes into dst, from the buffer first, then the socket
+ * (straight into dst when at least NET_DIRECT_MIN bytes remain). Fails with
+ * PT_ERR_TIMEOUT if no byte arrives for budget_ms. */
 enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
                            const atomic_bool *stop);
 

@@ -130,6 +130,66 @@ static void test_net_read_exact_across_small_writes(void)
     close(fds[1]);
 }
 
+/* A large read goes straight to its destination and takes only a header's
+ * worth (NET_LOOKAHEAD) beyond it into the buffer, so the next payload is
+ * read directly too: no block passes through the buffer. */
+static void test_net_read_exact_large_reads_bypass_buffer(void)
+{
+    enum { PAY = 16384, TOTAL = 2 * (NET_LOOKAHEAD + PAY) + 5 };
+    int fds[2];
+    tuned_pair(fds);
+    uint8_t *all = malloc(TOTAL), *got = malloc(TOTAL);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_FATAL(all && got && r);
+    for (size_t i = 0; i < TOTAL; i++)
+        all[i] = pattern(i);
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], all, TOTAL), TOTAL); /* all of it waits in the socket */
+    net_reader_init(r, fds[0]);
+    size_t off = 0;
+    CU_ASSERT_EQUAL(net_read_exact(r, got, PAY, 2000, NULL), PT_OK);
+    off += PAY;
+    CU_ASSERT_EQUAL(net_reader_buffered(r), NET_LOOKAHEAD); /* the next header, no more */
+    CU_ASSERT_EQUAL(net_read_exact(r, got + off, NET_LOOKAHEAD, 2000, NULL), PT_OK);
+    off += NET_LOOKAHEAD;
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
+    CU_ASSERT_EQUAL(net_read_exact(r, got + off, PAY, 2000, NULL), PT_OK);
+    off += PAY;
+    CU_ASSERT_EQUAL(net_reader_buffered(r), NET_LOOKAHEAD);
+    CU_ASSERT_EQUAL(net_read_exact(r, got + off, NET_LOOKAHEAD + 5, 2000, NULL), PT_OK);
+    off += NET_LOOKAHEAD + 5;
+    CU_ASSERT_EQUAL(off, TOTAL);
+    CU_ASSERT_EQUAL(memcmp(got, all, TOTAL), 0);
+    free(all);
+    free(got);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* A direct read that the socket serves in many small parts. */
+static void test_net_read_exact_large_read_across_small_writes(void)
+{
+    enum { LEN = 5000, TAIL = 3 };
+    int fds[2];
+    tuned_pair(fds);
+    struct slow_writer w = {.fd = fds[1], .len = LEN + TAIL, .chunk = 200, .pause_ms = 1};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&w.thread, NULL, slow_writer_thread_main, &w), 0);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    uint8_t got[LEN + TAIL];
+    CU_ASSERT_EQUAL(net_read_exact(r, got, LEN, 2000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(net_read_exact(r, got + LEN, TAIL, 2000, NULL), PT_OK);
+    bool same = true;
+    for (size_t i = 0; i < sizeof got; i++)
+        same = same && got[i] == pattern(i);
+    CU_ASSERT_TRUE(same);
+    pthread_join(w.thread, NULL);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_net_read_exact_times_out_within_budget(void)
 {
     int fds[2];
@@ -497,6 +557,10 @@ int test_net_register(void)
         CU_TestFunc fn;
     } tests[] = {
         {"read exact across small writes", test_net_read_exact_across_small_writes},
+        {"read exact: large reads bypass the buffer",
+         test_net_read_exact_large_reads_bypass_buffer},
+        {"read exact: large read across small writes",
+         test_net_read_exact_large_read_across_small_writes},
         {"read exact times out within budget", test_net_read_exact_times_out_within_budget},
         {"read exact reports close", test_net_read_exact_reports_close},
         {"read exact honours stop flag", test_net_read_exact_honours_stop_flag},
