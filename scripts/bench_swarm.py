@@ -5,9 +5,20 @@ Run it with /usr/bin/python3: python3-libtorrent is installed for Debian's
 interpreter only.
 
   seed  --torrent T --data DIR --count N --ports-file F [--dial-file D]
-        N libtorrent sessions in this process, each its own peer on
-        127.0.0.1, seeding T from DIR (the save path). Once all have checked
-        the data and seed, the ports go to F, one a line. Then, until SIGTERM:
+        [--check once|each|lazy]
+        N (1..256) libtorrent sessions in this process, each its own peer on
+        127.0.0.1, seeding T from DIR (the save path). Once all seed, the
+        ports go to F, one a line. --check is lt_swarm.py seed's: by default
+        (once) the first session hash-checks the data and the others trust
+        that check (libtorrent's seed mode, every piece marked verified), so
+        no seeder hashes anything while the benchmark runs and 100 seeders
+        of 256 MiB are ready in about 5 s; "each" has every session check
+        (the old behaviour: N checks); "lazy" checks nothing at start and
+        has the seeders hash each piece as they first serve it (CPU that
+        then competes with the client being measured). The seeders are
+        lt_swarm.py's light ones: one disk thread each, and they ask the
+        tracker for no peers, so they never dial each other or the client
+        unless told to (SIGUSR2). Then, until SIGTERM:
           SIGUSR1  every session re-announces now (after a tracker restart);
           SIGUSR2  every session dials each HOST:PORT line of D. This is how
                    transmission-cli gets its seeders: it drops loopback
@@ -98,36 +109,41 @@ def cmd_seed(args):
     lts = swarm()
     lt = lts.lt
     ppid = os.getppid()
+    lts.raise_nofile_limit()
     ti = lt.torrent_info(args.torrent)
-    sessions = []
-    for _ in range(args.count):
-        ses = lts.make_session(0)
-        # Outgoing connections in plain BitTorrent: transmission-cli drops
-        # an encrypted handshake that settles on plaintext, and our seeders
-        # dial it. Incoming connections accept both, as before.
-        ses.apply_settings({"out_enc_policy": lt.enc_policy.disabled})
-        sessions.append((ses, lts.add_torrent(ses, ti, args.data)))
-    ports = [ses.listen_port() for ses, _ in sessions]
-    lts.say(f"bench seeders on ports {ports}")
+    t0 = time.monotonic()
+    # Outgoing connections in plain BitTorrent: transmission-cli drops an
+    # encrypted handshake that settles on plaintext, and our seeders dial
+    # it. Incoming connections accept both, as before.
+    seeders = lts.Seeders(ti, args.data, args.count, args.check,
+                          settings={"out_enc_policy": lt.enc_policy.disabled})
+    wrong = seeders.start()
+    if wrong:
+        lts.say(f"data in {args.data} does not match {args.torrent}: {wrong}")
+        return 1
 
     deadline = time.monotonic() + args.ready_timeout
     while not STOP:
-        seeding = 0
-        for i, (ses, h) in enumerate(sessions):
+        for i, ses, _ in seeders.sessions:
             lts.drain_alerts(ses, i, set())
-            st = h.status()
-            if st.errc.value() != 0:
-                lts.say(f"session {i}: error {st.errc.message()}")
-                return 1
-            seeding += st.is_seeding
-        if seeding == len(sessions):
+        seeding, err = seeders.poll()
+        if err:
+            lts.say(err)
+            return 1
+        if seeding == args.count:
             break
         if time.monotonic() > deadline or lts.orphaned(ppid):
-            lts.say(f"not ready: {seeding}/{len(sessions)} seeding (data in {args.data} wrong?)")
+            lts.say(f"not ready: {seeding}/{args.count} seeding (data in {args.data} wrong?)")
             return 1
         time.sleep(POLL)
+    if STOP:
+        seeders.stop()
+        return 0
+    sessions = [(ses, h) for _, ses, h in seeders.sessions]
+    ports = [ses.listen_port() for ses, _ in sessions]
+    lts.say(f"bench seeders (check {args.check}) on ports {ports}")
     lts.write_ports(args.ports_file, ports)
-    lts.say("all seeding")
+    lts.say(f"all seeding, ready in {time.monotonic() - t0:.1f}s")
 
     while not STOP and not lts.orphaned(ppid):
         for i, (ses, _) in enumerate(sessions):
@@ -144,6 +160,8 @@ def cmd_seed(args):
                     h.connect_peer(p)
             lts.say(f"dialled {peers}")
         time.sleep(POLL)
+    sessions.clear()
+    seeders.stop()
     return 0
 
 
@@ -272,6 +290,8 @@ def main():
     s.add_argument("--ports-file", required=True)
     s.add_argument("--dial-file")
     s.add_argument("--ready-timeout", type=float, default=300)
+    s.add_argument("--check", choices=("once", "each", "lazy"), default="once",
+                   help="who hashes the data before seeding (lt_swarm.py seed --check)")
     l = sub.add_parser("leech")
     l.add_argument("--torrent", required=True)
     l.add_argument("--out", required=True)
@@ -286,8 +306,8 @@ def main():
     w.add_argument("--timeout", type=float, default=20)
     sub.add_parser("port")
     args = ap.parse_args()
-    if args.mode == "seed" and not 1 <= args.count <= 64:
-        ap.error("--count must be 1..64")
+    if args.mode == "seed" and not 1 <= args.count <= swarm().SEED_MAX:
+        ap.error(f"--count must be 1..{swarm().SEED_MAX}")
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_usr1)
