@@ -30,7 +30,10 @@
 #define NET_IO_SLICE_MS 500
 /* Socket buffer size we ask for: a few blocks in flight on a fast link. */
 #define NET_SOCKBUF_BYTES (1 << 20)
-#define NET_READER_CAP (128u * 1024u)
+/* The small-message buffer: a thousand HAVEs or REQUESTs per recv(). Blocks
+ * bypass it (below), so a larger one would only take in payload bytes that
+ * then have to be copied, and cost every peer thread more memory. */
+#define NET_READER_CAP (16u * 1024u)
 /* A read of at least this many bytes, once the buffer is empty, goes straight
  * to its destination (below it, one buffered recv serves several messages). */
 #define NET_DIRECT_MIN 2048u

@@ -669,6 +669,13 @@ void peer_thread_main(void *arg)
     }
     if (err != PT_ERR_STOPPED || (c.why && strcmp(c.why, "stopping") != 0))
         log_info("disconnected: %s", c.why ? c.why : pt_strerror(err));
+    /* A seed is of no more use once we are complete too (we never lose a
+     * piece): redialling it every SWARM_RETRY_AFTER_MS while we seed would
+     * only start a thread that the "both sides have everything" check, or
+     * the peer, ends at once. */
+    if (c.reached && c.peer_pieces == c.sh->meta->piece_count &&
+        picker_is_complete(c.sh->picker))
+        c.never_again = true;
     swarm_add_bytes(c.sh->swarm, c.id, c.down_bytes, c.up_bytes);
     swarm_release(c.sh->swarm, c.id,
                   c.never_again ? SWARM_NEVER_AGAIN : c.reached ? SWARM_DONE : SWARM_FAILED,
