@@ -139,7 +139,13 @@ stats_ok "$S" 's["complete_seconds"] is not None and s["pieces_failed"] == 0' \
 stats_ok "$S" 's["bytes_downloaded"] >= s["total_size"]' "every byte downloaded"
 stats_ok "$S" 's["peers_used"] >= 20' "at least 20 distinct peers sent data"
 stats_ok "$S" "s['peers_connected_max'] <= $MAX_PEERS" "at most --max-peers connected at once"
-stats_ok "$S" "s['peak_rss_bytes'] < $RSS_LIMIT_MIB * 1024 * 1024" "peak RSS under $RSS_LIMIT_MIB MiB"
+# A sanitizer's shadow memory and quarantine multiply RSS by design (seen:
+# 113 MiB under ASan, 318 MiB under TSan): the bound holds for real builds.
+if ldd "$PTORRENT" 2>/dev/null | grep -q -E 'lib[at]san'; then
+    log "sanitizer build: peak RSS not checked"
+else
+    stats_ok "$S" "s['peak_rss_bytes'] < $RSS_LIMIT_MIB * 1024 * 1024" "peak RSS under $RSS_LIMIT_MIB MiB"
+fi
 ((peak >= baseline + 20)) ||
     fail "peak thread count $peak: not 20 above the baseline $baseline (peer threads not seen)"
 ((peak <= MAX_PEERS + THREADS_SLACK)) ||
