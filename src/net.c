@@ -130,6 +130,19 @@ void net_reader_init(struct net_reader *r, int fd)
     r->start = r->end = 0;
 }
 
+/* What a recv()/readv() return value means: data, EOF, a timeout slice
+ * that ended (SO_RCVTIMEO) or a signal, or an error. Read errno at once. */
+static enum pt_err recv_result(ssize_t n)
+{
+    if (n > 0)
+        return PT_OK;
+    if (n == 0)
+        return PT_ERR_CLOSED;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return PT_ERR_TIMEOUT;
+    return pt_err_from_errno(errno);
+}
+
 /* One recv() into the free end of the buffer. */
 static enum pt_err fill_once(struct net_reader *r)
 {
@@ -141,15 +154,9 @@ static enum pt_err fill_once(struct net_reader *r)
         r->start = 0;
     }
     ssize_t n = recv(r->fd, r->buf + r->end, NET_READER_CAP - r->end, 0);
-    if (n > 0) {
+    if (n > 0)
         r->end += (size_t)n;
-        return PT_OK;
-    }
-    if (n == 0)
-        return PT_ERR_CLOSED;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return PT_ERR_TIMEOUT;
-    return pt_err_from_errno(errno);
+    return recv_result(n);
 }
 
 /* One readv() of up to len bytes straight into dst, plus at most
@@ -166,13 +173,8 @@ static enum pt_err fill_direct(struct net_reader *r, uint8_t *dst, size_t len, s
         size_t got = (size_t)n;
         *got_out = got < len ? got : len;
         r->end = got - *got_out;
-        return PT_OK;
     }
-    if (n == 0)
-        return PT_ERR_CLOSED;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return PT_ERR_TIMEOUT;
-    return pt_err_from_errno(errno);
+    return recv_result(n);
 }
 
 enum pt_err net_reader_wait(struct net_reader *r, int wait_ms)

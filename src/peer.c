@@ -74,6 +74,8 @@ struct peer_conn {
     uint64_t up_bytes;   /* reported to the swarm at the end */
     struct inflight *q;  /* requests in flight, oldest first */
     size_t nq;
+    struct picker_block *late; /* requests outstanding at the last choke: see on_choke */
+    size_t nlate;
     size_t depth;        /* pipeline target */
     int64_t last_recv_ms, last_send_ms, last_block_ms, next_tick_ms;
     bool awaiting;       /* requests sent and no block since: the snub clock runs.
@@ -267,6 +269,36 @@ static void give_back_all(struct peer_conn *c)
     c->nq = 0;
 }
 
+/* The peer choked us: BEP 3 says it dropped our requests, so they go back
+ * to the picker for other peers. But a block already in the peer's send
+ * buffer still comes (libtorrent seeders do this: with 100 of them, each
+ * choking once early on, 49 MiB of 64 MiB arrived after a choke and was
+ * thrown away). So the requests are also remembered in `late`, and such a
+ * block is used if the picker still needs it (see read_piece). */
+static void on_choke(struct peer_conn *c)
+{
+    for (size_t i = 0; i < c->nq; i++)
+        c->late[i] = c->q[i].b;
+    c->nlate = c->nq;
+    c->peer_choking = true;
+    c->awaiting = false;
+    give_back_all(c); /* others may fetch them now */
+}
+
+/* Was (piece, begin, length) asked of this peer before its last choke?
+ * Forgets it if so: a block is used at most once this way. */
+static bool take_late(struct peer_conn *c, uint32_t piece, uint32_t begin, uint32_t length)
+{
+    for (size_t i = 0; i < c->nlate; i++) {
+        const struct picker_block *b = &c->late[i];
+        if (b->piece == piece && b->begin == begin && b->length == length) {
+            c->late[i] = c->late[--c->nlate];
+            return true;
+        }
+    }
+    return false;
+}
+
 static void drop_inflight(struct peer_conn *c, size_t i)
 {
     memmove(&c->q[i], &c->q[i + 1], (c->nq - i - 1) * sizeof c->q[0]);
@@ -290,6 +322,14 @@ static enum pt_err fill_pipeline(struct peer_conn *c)
     size_t want = c->depth - c->nq;
     if (want > 64)
         want = 64;
+    if (picker_in_endgame(c->sh->picker)) {
+        /* Everything is requested: duplicates only from an idle peer (see
+         * PEER_ENDGAME_BATCH), which is when they save time. */
+        if (c->nq > 0)
+            return PT_OK;
+        if (want > PEER_ENDGAME_BATCH)
+            want = PEER_ENDGAME_BATCH;
+    }
     size_t n = picker_reserve(c->sh->picker, c->id, c->bitfield, blocks, want);
     c->starved = n < want;
     c->starved_at = changes;
@@ -445,6 +485,10 @@ static enum pt_err read_piece(struct peer_conn *c, uint32_t len)
         if (!dst) /* another peer delivered it first (endgame) */
             picker_unreserve(c->sh->picker, c->id,
                              &(struct picker_block){index, begin, blen});
+    } else if (take_late(c, index, begin, blen)) {
+        /* Asked for before a choke: still useful unless another peer has
+         * sent it or is sending it (we hold no reservation to give back). */
+        dst = picker_block_begin(c->sh->picker, c->id, index, begin, blen);
     }
     if (!dst) { /* unrequested, cancelled or duplicate: read and drop */
         atomic_fetch_add(&c->sh->counters->wasted, blen);
@@ -501,9 +545,7 @@ static enum pt_err handle_message(struct peer_conn *c, int id, uint32_t len)
         return c->why = "malformed message", PT_ERR_PROTOCOL;
     switch (m.id) {
     case WIRE_CHOKE:
-        c->peer_choking = true;
-        c->awaiting = false;
-        give_back_all(c); /* others may fetch them now */
+        on_choke(c);
         return PT_OK;
     case WIRE_UNCHOKE:
         c->peer_choking = false;
@@ -596,6 +638,7 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->bitfield = calloc(1, c->bf_len);
     c->rd = malloc(sizeof *c->rd);
     c->q = malloc(PEER_PIPELINE_MAX * sizeof *c->q);
+    c->late = malloc(PEER_PIPELINE_MAX * sizeof *c->late);
     c->scratch = malloc(WIRE_MAX_BLOCK);
     c->msg = malloc(WIRE_MAX_MESSAGE);
     c->reqs = malloc(PEER_MAX_QUEUED_REQUESTS * sizeof *c->reqs);
@@ -606,8 +649,8 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->depth = PEER_PIPELINE_START;
     int64_t now = peer_now_ms();
     c->last_recv_ms = c->last_send_ms = c->rate_start_ms = now;
-    return c->bitfield && c->rd && c->q && c->scratch && c->msg && c->reqs && c->told &&
-           c->have_now && c->up;
+    return c->bitfield && c->rd && c->q && c->late && c->scratch && c->msg && c->reqs &&
+           c->told && c->have_now && c->up;
 }
 
 /* Blocks we sent may still sit in our socket buffer. Closing a socket with
@@ -643,6 +686,7 @@ static void conn_release(struct peer_conn *c)
     free(c->bitfield);
     free(c->rd);
     free(c->q);
+    free(c->late);
     free(c->scratch);
     free(c->msg);
     free(c->reqs);

@@ -12,6 +12,11 @@ misbehaves as --mode says:
   bad-index    answers with a PIECE whose index is piece_count + 5
   wrong-hash   answers the handshake with a wrong info hash
   stall        after the unchoke never sends anything again, socket kept open
+  choke-late   (not hostile: what libtorrent seeders do) once LATE_BATCH
+               requests are in, sends a choke, then the real bytes of those
+               requests anyway (blocks already in its send buffer); drops the
+               requests that come while it chokes (BEP 3), then unchokes and
+               serves as `good` from then on
 
 --data is the content: for a single-file torrent the file (or a directory
 holding it under the torrent's name); for a multi-file torrent the torrent's
@@ -23,7 +28,8 @@ top directory (or its parent).
 
 TIME is Unix seconds with milliseconds; EVENT is one of listen, announce-ok,
 announce-failed, connect, handshake-ok, handshake-bad, sent-wrong-hash,
-interested, request I B L, sent-piece I B L, sent-oversize, bad-request I B L,
+interested, request I B L, sent-piece I B L, sent-late I B L, choked,
+dropped-while-choked I B L, unchoked (choke-late), sent-oversize, bad-request I B L,
 bad-message, closed-by-remote, closed REASON (we closed: by-us, stop-or-timeout),
 exit. handshake-bad says not-plaintext-bittorrent for what is most often an
 MSE-encrypted handshake (libtorrent and aria2c retry with one after a failed
@@ -38,6 +44,7 @@ import argparse
 import hashlib
 import os
 import random
+import select
 import signal
 import socket
 import struct
@@ -47,7 +54,9 @@ import time
 import urllib.parse
 import urllib.request
 
-MODES = ("good", "wrong-bytes", "oversize", "bad-index", "wrong-hash", "stall")
+MODES = ("good", "wrong-bytes", "oversize", "bad-index", "wrong-hash", "stall", "choke-late")
+LATE_BATCH = 8  # choke-late: requests held before the choke
+CHOKE_SECONDS = 0.3  # choke-late: how long it chokes
 PSTR = b"BitTorrent protocol"
 MAX_BLOCK = 128 * 1024  # longest request we serve; clients ask for 16 KiB
 MAX_MESSAGE = MAX_BLOCK + 13  # longest message we accept from the remote
@@ -257,6 +266,7 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
         else:
             send(sock, message(5, bitfield(torrent)) + message(1))
         answered = False
+        held = []  # choke-late: requests not answered yet; None once done
         while True:
             (length,) = struct.unpack(">I", recv_exact(sock, 4))
             if length == 0:
@@ -272,6 +282,12 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
             elif msg_id == 6 and length == 13:
                 index, begin, blen = struct.unpack(">III", body[1:])
                 log("request", index, begin, blen, conn=conn_id)
+                if args.mode == "choke-late" and held is not None:
+                    held.append((index, begin, blen))
+                    if len(held) == LATE_BATCH:
+                        choke_then_send(conn_id, sock, torrent, content, log, held)
+                        held = None
+                    continue
                 answered = answer(conn_id, sock, args, torrent, content, log,
                                   index, begin, blen, answered)
     except Closed:
@@ -282,6 +298,34 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
         log("closed-by-remote", type(e).__name__, conn=conn_id)
     finally:
         sock.close()
+
+
+def choke_then_send(conn_id, sock, torrent, content, log, held):
+    """choke-late: a choke, the held requests' real bytes all the same (the
+    remote was told they were dropped), then an unchoke."""
+    send(sock, message(0))
+    log("choked", conn=conn_id)
+    for index, begin, blen in held:
+        data = content.read(index * torrent.piece_length + begin, blen)
+        send(sock, message(7, struct.pack(">II", index, begin) + data))
+        log("sent-late", index, begin, blen, conn=conn_id)
+    drop_requests(conn_id, sock, log, CHOKE_SECONDS)
+    send(sock, message(1))
+    log("unchoked", conn=conn_id)
+
+
+def drop_requests(conn_id, sock, log, seconds):
+    """Reads and drops whatever comes for `seconds` (requests sent before the
+    remote saw our choke); a message is read whole once it has begun."""
+    end = time.monotonic() + seconds
+    while True:
+        ready, _, _ = select.select([sock], [], [], max(0.0, end - time.monotonic()))
+        if not ready:
+            return
+        (length,) = struct.unpack(">I", recv_exact(sock, 4))
+        body = recv_exact(sock, length) if length else b""
+        if body[:1] == b"\x06" and length == 13:
+            log("dropped-while-choked", *struct.unpack(">III", body[1:]), conn=conn_id)
 
 
 def answer(conn_id, sock, args, torrent, content, log, index, begin, blen, answered):
@@ -299,7 +343,7 @@ def answer(conn_id, sock, args, torrent, content, log, index, begin, blen, answe
             and begin + blen <= torrent.piece_size(index)):
         log("bad-request", index, begin, blen, conn=conn_id)
         return answered
-    if mode == "good":
+    if mode in ("good", "choke-late"):
         data = content.read(index * torrent.piece_length + begin, blen)
     else:
         data = random.randbytes(blen)
@@ -325,7 +369,7 @@ def main():
 
     torrent = Torrent(args.torrent)
     content = Content(torrent, args.data)
-    if args.mode == "good":
+    if args.mode in ("good", "choke-late"):
         missing = [p for p in content.paths if not os.path.isfile(p)]
         if missing:
             ap.error(f"--data: missing {missing[0]}")

@@ -530,17 +530,6 @@ static void test_storage_piece_over_many_small_files(void)
 
 /* ---- storage_write_pieces: coalesced writes ---- */
 
-/* storage_write_calls() against the pwritev calls a test expects: exact
- * where pwritev exists; the fallback (STORAGE_NO_PWRITEV) makes one pwrite
- * per iovec, so there only "at least". */
-static bool calls_are(uint64_t got, uint64_t want)
-{
-#if defined(STORAGE_NO_PWRITEV)
-    return got >= want;
-#else
-    return got == want;
-#endif
-}
 
 /* Pieces indices[0..count) of t as storage_pieces over malloc'd pattern
  * buffers (free them with free_pieces). */
@@ -599,7 +588,7 @@ static void test_storage_write_pieces_one_call_per_file_segment(void)
     CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, 6, &written, &ctx), PT_OK);
     CU_ASSERT_EQUAL(written, 6);
     /* Six pieces, three non-empty files: three pwritev calls. */
-    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3));
+    CU_ASSERT_TRUE(write_calls_are(storage_write_calls(s), 3));
     check_files_hold_pattern(&t, tmp);
     free_pieces(pieces, 6);
     storage_close(s);
@@ -628,7 +617,7 @@ static void test_storage_write_pieces_splits_runs_at_gaps(void)
     size_t written = 0;
     CU_ASSERT_EQUAL(storage_write_pieces(s, pieces, 4, &written, &ctx), PT_OK);
     CU_ASSERT_EQUAL(written, 4);
-    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3));
+    CU_ASSERT_TRUE(write_calls_are(storage_write_calls(s), 3));
     free_pieces(pieces, 4);
 
     static const uint32_t sorted[] = {0, 1, 2, 6, 7, 8, 10};
@@ -636,7 +625,7 @@ static void test_storage_write_pieces_splits_runs_at_gaps(void)
     make_pieces(&t, sorted, 7, rest);
     CU_ASSERT_EQUAL(storage_write_pieces(s, rest, 7, &written, &ctx), PT_OK);
     CU_ASSERT_EQUAL(written, 7);
-    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 3 + 3)); /* 0-2, 6-8, 10 (short, last) */
+    CU_ASSERT_TRUE(write_calls_are(storage_write_calls(s), 3 + 3)); /* 0-2, 6-8, 10 (short, last) */
     free_pieces(rest, 7);
     check_files_hold_pattern(&t, tmp);
 
@@ -751,7 +740,7 @@ static void test_storage_write_pieces_handles_short_writes(void)
 
     CU_ASSERT_EQUAL(err, PT_ERR_DISK_FULL);
     CU_ASSERT_EQUAL(written, 3);
-    CU_ASSERT_TRUE(calls_are(storage_write_calls(s), 2)); /* the short one, then EFBIG */
+    CU_ASSERT_TRUE(write_calls_are(storage_write_calls(s), 2)); /* the short one, then EFBIG */
     CU_ASSERT_PTR_NOT_NULL(strstr(ctx.msg, "s/one"));
     CU_ASSERT_TRUE(range_holds_pattern(s, 0, 1000));
 

@@ -437,16 +437,6 @@ static uint64_t submit_held_back(struct writer *w, struct storage *s, struct see
     return storage_write_calls(s) - before;
 }
 
-/* Write calls against the pwritev calls expected: exact where pwritev
- * exists; the fallback makes one pwrite per piece and file (at least). */
-static bool calls_are(uint64_t got, uint64_t want)
-{
-#if defined(STORAGE_NO_PWRITEV)
-    return got >= want;
-#else
-    return got == want;
-#endif
-}
 
 /* Ten neighbours queued at once: one call per file segment (a, b, c; the
  * empty file skipped), not one per piece; every byte in place. */
@@ -467,8 +457,8 @@ static void test_writer_coalesces_consecutive_pieces(void)
 
     static const uint32_t rest[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     uint64_t calls = submit_held_back(w, s, &seen, &t, 0, rest, 10);
-    CU_ASSERT_TRUE(calls_are(calls, 3));
-    if (!calls_are(calls, 3))
+    CU_ASSERT_TRUE(write_calls_are(calls, 3));
+    if (!write_calls_are(calls, 3))
         fprintf(stderr, "\n  writer: 10 pieces took %llu write calls\n",
                 (unsigned long long)calls);
     CU_ASSERT_EQUAL(writer_finish(w, &ctx), PT_OK);
@@ -499,7 +489,7 @@ static void test_writer_sorts_out_of_order_batch(void)
 
     static const uint32_t shuffled[] = {5, 3, 4, 9};
     uint64_t calls = submit_held_back(w, s, &seen, &t, 0, shuffled, 4);
-    CU_ASSERT_TRUE(calls_are(calls, 2));
+    CU_ASSERT_TRUE(write_calls_are(calls, 2));
     CU_ASSERT_EQUAL(atomic_load(&seen.total), 5);
     static const uint32_t others[] = {10, 1, 8, 2, 7, 6};
     for (size_t k = 0; k < 6; k++)
