@@ -69,6 +69,8 @@ stdout, progress on stderr. Exits 1 if any download failed or differed.
   --seeding        also the "seeding" table: a libtorrent and an aria2c
                    leecher each download from a lone \`ptorrent seed\`, then
                    from a lone libtorrent seeder
+  --seeding-at SIZE:PIECE
+                   the seeding table for that pair only
   --quick          smoke test: 64M, 1M pieces, 1 seeder, 1 run, with a
                    small seeding table; well under a minute. Options after
                    it override its values.
@@ -132,6 +134,7 @@ parse_args() {
         --timeout) need_arg "$@"; USER_TIMEOUT=$2; shift ;;
         --report) need_arg "$@"; REPORT_FILE=$(realpath -m "$2"); shift ;;
         --config) need_arg "$@"; CONFIGS=$2; shift ;;
+        --seeding-at) need_arg "$@"; SEEDING=1 SEEDING_AT=$2; shift ;;
         --seeding) SEEDING=1 ;;
         --full)
             CONFIGS=1G:1M:1,1G:1M:4,1G:1M:100,1G:256K:4,4G:4M:4,256M:4M:4
