@@ -143,8 +143,8 @@ static enum pt_err recv_result(ssize_t n)
     return pt_err_from_errno(errno);
 }
 
-/* One recv() into the free end of the buffer. */
-static enum pt_err fill_once(struct net_reader *r)
+/* One recv() of at most max bytes into the free end of the buffer. */
+static enum pt_err fill_once(struct net_reader *r, size_t max)
 {
     if (r->start == r->end)
         r->start = r->end = 0;
@@ -153,7 +153,8 @@ static enum pt_err fill_once(struct net_reader *r)
         r->end -= r->start;
         r->start = 0;
     }
-    ssize_t n = recv(r->fd, r->buf + r->end, NET_READER_CAP - r->end, 0);
+    size_t room = NET_READER_CAP - r->end;
+    ssize_t n = recv(r->fd, r->buf + r->end, room < max ? room : max, 0);
     if (n > 0)
         r->end += (size_t)n;
     return recv_result(n);
@@ -187,7 +188,9 @@ enum pt_err net_reader_wait(struct net_reader *r, int wait_ms)
         return PT_ERR_TIMEOUT;
     if (n < 0)
         return pt_err_from_errno(errno);
-    return fill_once(r);
+    /* Only a header's worth: if a PIECE follows, its block is then read
+     * straight into the piece buffer instead of through this buffer. */
+    return fill_once(r, NET_LOOKAHEAD);
 }
 
 enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
@@ -209,7 +212,8 @@ enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budg
         if (stopped(stop))
             return PT_ERR_STOPPED;
         size_t got = 0;
-        enum pt_err err = len >= NET_DIRECT_MIN ? fill_direct(r, out, len, &got) : fill_once(r);
+        enum pt_err err =
+            len >= NET_DIRECT_MIN ? fill_direct(r, out, len, &got) : fill_once(r, NET_READER_CAP);
         out += got;
         len -= got;
         if (got > 0)

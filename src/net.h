@@ -71,7 +71,8 @@ static inline size_t net_reader_buffered(const struct net_reader *r)
 
 /* Waits up to wait_ms for at least one more byte (buffered or from the
  * socket). PT_OK if data is there, PT_ERR_TIMEOUT if not, PT_ERR_CLOSED on
- * EOF, another code on error. */
+ * EOF, another code on error. Reads at most NET_LOOKAHEAD bytes, so a block
+ * that follows stays in the socket for a direct read. */
 enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
 
 /* Reads exactly len bytes into dst, from the buffer first, then the socket

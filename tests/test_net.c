@@ -424,6 +424,33 @@ static void test_net_reader_wait_sees_data_timeout_and_close(void)
     close(fds[0]);
 }
 
+/* The wait takes no more than a message header off the socket, so the
+ * block after it is read straight into its destination, not copied. */
+static void test_net_reader_wait_takes_only_a_header(void)
+{
+    enum { PAY = 16384, TOTAL = NET_LOOKAHEAD + PAY };
+    int fds[2];
+    tuned_pair(fds);
+    uint8_t *all = malloc(TOTAL), *got = malloc(TOTAL);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_FATAL(all && got && r);
+    for (size_t i = 0; i < TOTAL; i++)
+        all[i] = pattern(i);
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], all, TOTAL), TOTAL);
+    net_reader_init(r, fds[0]);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), NET_LOOKAHEAD);
+    CU_ASSERT_EQUAL(net_read_exact(r, got, NET_LOOKAHEAD, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(net_read_exact(r, got + NET_LOOKAHEAD, PAY, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
+    CU_ASSERT_EQUAL(memcmp(got, all, TOTAL), 0);
+    free(all);
+    free(got);
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 /* ---- net_connect ---- */
 
 static void test_net_connect_refused_fails_fast(void)
@@ -564,8 +591,7 @@ int test_net_register(void)
         {"read exact times out within budget", test_net_read_exact_times_out_within_budget},
         {"read exact reports close", test_net_read_exact_reports_close},
         {"read exact honours stop flag", test_net_read_exact_honours_stop_flag},
-        {"read exact notices stop while waiting",
-         test_net_read_exact_notices_stop_while_waiting},
+        {"read exact notices stop while waiting", test_net_read_exact_notices_stop_while_waiting},
         {"write all four MiB arrives intact", test_net_write_all_four_mib_arrives_intact},
         {"write all times out when peer never reads",
          test_net_write_all_times_out_when_peer_never_reads},
@@ -573,6 +599,7 @@ int test_net_register(void)
         {"write all honours stop flag", test_net_write_all_honours_stop_flag},
         {"reader wait sees data, timeout and close",
          test_net_reader_wait_sees_data_timeout_and_close},
+        {"reader wait takes only a header", test_net_reader_wait_takes_only_a_header},
         {"connect refused fails fast", test_net_connect_refused_fails_fast},
         {"connect to listener succeeds", test_net_connect_to_listener_succeeds},
         {"connect times out on full listener", test_net_connect_times_out_on_full_listener},
