@@ -58,14 +58,21 @@ def parse_time_file(path):
     return out
 
 
+def read_stats(args):
+    """ptorrent's --stats-json as a dict ({} for other clients or if unreadable)."""
+    if not args.stats_json:
+        return {}
+    try:
+        with open(args.stats_json) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def read_done(args):
     """Seconds from the start of the run to complete data, or None."""
     if args.stats_json:
-        try:
-            with open(args.stats_json) as f:
-                return json.load(f).get("complete_seconds")
-        except (OSError, ValueError):
-            return None
+        return read_stats(args).get("complete_seconds")
     if args.done_file:
         try:
             with open(args.done_file) as f:
@@ -85,6 +92,8 @@ def cmd_record(args):
         "cpu": t["user"] + t["sys"] if "user" in t else None,
         "rss_mib": t["rss_kib"] / 1024 if "rss_kib" in t else None,
         "done": read_done(args), "seeder_cpu": args.seeder_cpu,
+        # ptorrent only: CPU inside its write calls (storing the file)
+        "store_cpu": read_stats(args).get("cpu_store_seconds"),
     }
     with open(args.results, "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -162,6 +171,15 @@ def download_table(size, piece, seeders, recs, floor):
                    + (f"; {pt_cpu / floor['store_floor_cpu']:.1f} x with the store "
                       f"(+ writing the file {floor['store_cpu']:.2f} s = "
                       f"{floor['store_floor_cpu']:.2f} s)." if "store_cpu" in floor else "."))
+        # Per run, CPU outside the write calls; the median of those.
+        rests = [{"rest": r["cpu"] - r["store_cpu"]} for r in good.get("ptorrent", [])
+                 if r.get("cpu") is not None and r.get("store_cpu") is not None]
+        if rests:
+            rest = median(rests, "rest")
+            out.append(f"Of that, ptorrent spent {median(good['ptorrent'], 'store_cpu'):.2f} s "
+                       f"inside its write calls (storing the file: median of its "
+                       f"--stats-json cpu_store_seconds); the rest, {rest:.2f} s, is "
+                       f"{rest / floor['floor_cpu']:.1f} x the floor.")
         out.append("")
     out += failures(recs)
     return out

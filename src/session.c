@@ -729,6 +729,7 @@ static void write_stats(struct session *s, int rc, int64_t end_ms)
         .uploaded = atomic_load(&s->counters.uploaded),
         .wasted = atomic_load(&s->counters.wasted),
         .pieces_failed = (uint32_t)atomic_load(&s->counters.hash_failures),
+        .store_cpu_seconds = s->storage ? storage_write_cpu_seconds(s->storage) : -1,
         .peers_known = swarm_known(s->swarm),
         .peers_max_connected = s->max_connected,
         .peers = peers,

@@ -78,6 +78,10 @@ void stats_format(const struct stats_report *r, struct buf *out)
     buf_printf(out, ",\"peers_used\":%zu", used);
     buf_printf(out, ",\"cpu_user_seconds\":%.3f,\"cpu_system_seconds\":%.3f",
                tv_seconds(ru.ru_utime), tv_seconds(ru.ru_stime));
+    if (r->store_cpu_seconds >= 0)
+        buf_printf(out, ",\"cpu_store_seconds\":%.3f", r->store_cpu_seconds);
+    else
+        buf_append_str(out, ",\"cpu_store_seconds\":null");
     buf_printf(out, ",\"peak_rss_bytes\":%llu,", (unsigned long long)peak_rss_bytes(&ru));
     format_peers(r, out);
     buf_append_str(out, "}\n");

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* iovecs per pwritev. The system's limit is IOV_MAX (<limits.h>, which
@@ -53,8 +54,10 @@ struct storage {
      * writes use an fd outside the lock; an fd, once open, stays open until
      * storage_close, which runs after every user thread has been joined. */
     pthread_mutex_t lock;
-    int *fds; /* -1 until first use */
-    atomic_uint_fast64_t write_calls; /* pwritev/pwrite calls so far; no lock */
+    int *fds;                          /* -1 until first use */
+    atomic_uint_fast64_t write_calls;  /* pwritev/pwrite calls so far; no lock */
+    atomic_uint_fast64_t write_cpu_ns; /* CPU time inside them; no lock */
+    atomic_bool write_cpu_known;       /* false once a thread CPU clock failed */
 };
 
 size_t storage_map(const struct metainfo *m, uint64_t offset, uint64_t len,
@@ -148,6 +151,8 @@ static struct storage *storage_alloc(const struct metainfo *m, const char *dir,
     s->meta = m;
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->write_calls, 0);
+    atomic_init(&s->write_cpu_ns, 0);
+    atomic_init(&s->write_cpu_known, true);
     s->fds = malloc(m->file_count * sizeof *s->fds);
     s->dir = strdup(dir);
     if (!s->fds || !s->dir) {
@@ -252,8 +257,7 @@ static enum pt_err read_run(struct storage *s, const struct storage_run *r, uint
         if (n <= 0) {
             int saved = n < 0 ? errno : 0;
             enum pt_err e = n < 0 ? pt_err_from_errno(saved) : PT_ERR_NOT_FOUND;
-            return pt_fail(ctx, e, PT_NO_OFFSET, "%s/%s: %s", s->dir,
-                           s->meta->files[r->file].path,
+            return pt_fail(ctx, e, PT_NO_OFFSET, "%s/%s: %s", s->dir, s->meta->files[r->file].path,
                            n < 0 ? strerror(saved) : "data not on disk");
         }
         done += (uint64_t)n;
@@ -296,10 +300,19 @@ enum pt_err storage_read(struct storage *s, uint64_t offset, uint8_t *out, uint3
 
 /* ---- writing: runs of neighbouring pieces, one pwritev per file segment ---- */
 
-/* One system call, counted. Where pwritev is missing, one pwrite per iovec,
- * stopping at the first short one (pwritev may return short too, so the
- * caller's loop is the same). */
-static ssize_t write_vec(struct storage *s, int fd, const struct iovec *iov, int n, off_t at)
+/* CPU time of the calling thread in ns, or -1 where the OS has no per-thread
+ * CPU clock (it is optional in POSIX). */
+static int64_t thread_cpu_ns(void)
+{
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+    return -1;
+}
+
+static ssize_t write_vec_raw(struct storage *s, int fd, const struct iovec *iov, int n, off_t at)
 {
 #if defined(STORAGE_NO_PWRITEV)
     ssize_t total = 0;
@@ -317,6 +330,21 @@ static ssize_t write_vec(struct storage *s, int fd, const struct iovec *iov, int
     atomic_fetch_add(&s->write_calls, 1);
     return pwritev(fd, iov, n, at);
 #endif
+}
+
+/* One system call, counted and timed (CPU). Where pwritev is missing, one
+ * pwrite per iovec, stopping at the first short one (pwritev may return
+ * short too, so the caller's loop is the same). */
+static ssize_t write_vec(struct storage *s, int fd, const struct iovec *iov, int n, off_t at)
+{
+    int64_t t0 = thread_cpu_ns();
+    ssize_t w = write_vec_raw(s, fd, iov, n, at);
+    int64_t t1 = thread_cpu_ns();
+    if (t0 >= 0 && t1 >= t0)
+        atomic_fetch_add(&s->write_cpu_ns, (uint64_t)(t1 - t0));
+    else
+        atomic_store(&s->write_cpu_known, false);
+    return w;
 }
 
 /* Writes iov[0..n) (n <= STORAGE_MAX_IOV) to file `file` at `at`, retrying
@@ -500,6 +528,13 @@ uint64_t storage_write_calls(struct storage *s)
     return atomic_load(&s->write_calls);
 }
 
+double storage_write_cpu_seconds(struct storage *s)
+{
+    if (!atomic_load(&s->write_cpu_known))
+        return -1;
+    return (double)atomic_load(&s->write_cpu_ns) / 1e9;
+}
+
 /* ---- advice to the page cache ---- */
 
 void storage_advise_willneed(struct storage *s, uint64_t offset, uint64_t len)
@@ -535,8 +570,8 @@ enum pt_err storage_sync(struct storage *s, struct pt_errctx *ctx)
         pthread_mutex_unlock(&s->lock);
         if (fd >= 0 && fsync(fd) < 0 && err == PT_OK) {
             int saved = errno;
-            err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s/%s: fsync: %s",
-                          s->dir, s->meta->files[i].path, strerror(saved));
+            err = pt_fail(ctx, pt_err_from_errno(saved), PT_NO_OFFSET, "%s/%s: fsync: %s", s->dir,
+                          s->meta->files[i].path, strerror(saved));
         }
     }
     return err;

@@ -90,6 +90,11 @@ enum pt_err storage_write_piece(struct storage *s, uint32_t index, const uint8_t
  * lets tests and benchmarks see the coalescing. Any thread; lock-free. */
 uint64_t storage_write_calls(struct storage *s);
 
+/* CPU seconds the writing threads spent inside those calls (copying into the
+ * page cache, allocating pages): the part of a download's CPU that goes to
+ * storing it. -1 where the OS has no per-thread CPU clock. Lock-free. */
+double storage_write_cpu_seconds(struct storage *s);
+
 /* Advice: torrent bytes [offset, offset+len) will be read soon (a peer began
  * asking for a piece we seed), so the kernel may read them ahead while
  * earlier blocks are sent. posix_fadvise(POSIX_FADV_WILLNEED) on each file

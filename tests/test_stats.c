@@ -472,6 +472,7 @@ static const char *const report_keys[] = {
     "peers_used",
     "cpu_user_seconds",
     "cpu_system_seconds",
+    "cpu_store_seconds",
     "peak_rss_bytes",
     "peers",
 };
@@ -523,6 +524,7 @@ static void fixture_init(struct fixture *f)
         .uploaded = 4294967296ULL,
         .wasted = 32768,
         .pieces_failed = 2,
+        .store_cpu_seconds = 0.75,
         .peers_known = 3,
         .peers_max_connected = 2,
         .peers = f->peers,
@@ -706,6 +708,7 @@ static void test_stats_format_reports_every_field(void)
     CU_ASSERT(has_uint(root, "peers_known", 3));
     CU_ASSERT(has_uint(root, "peers_connected_max", 2));
     CU_ASSERT(has_uint(root, "peers_used", 1)); /* only the first peer sent data */
+    CU_ASSERT(has_num(root, "cpu_store_seconds", 0.75, 0.0005));
     check_rusage(root);
     jv_free(root);
 }
@@ -759,6 +762,7 @@ static void test_stats_format_nulls_for_what_never_happened(void)
     f.r.wall_seconds = 0;            /* no division by zero for the rates */
     f.r.first_byte_seconds = -0.001; /* how the session says "none" (-1 ms) */
     f.r.complete_seconds = -1;
+    f.r.store_cpu_seconds = -1; /* no per-thread CPU clock */
     f.r.downloaded = 0;
     f.r.peers = NULL;
     f.r.peer_count = 0;
@@ -768,6 +772,7 @@ static void test_stats_format_nulls_for_what_never_happened(void)
     CU_ASSERT(has_num(root, "wall_seconds", 0, 0));
     CU_ASSERT(has_null(root, "first_byte_seconds"));
     CU_ASSERT(has_null(root, "complete_seconds"));
+    CU_ASSERT(has_null(root, "cpu_store_seconds"));
     CU_ASSERT(has_uint(root, "peers_used", 0));
     const struct jv *peers = jv_get(root, "peers");
     CU_ASSERT(peers && peers->type == J_ARR && peers->n == 0);

@@ -580,6 +580,8 @@ static void test_storage_write_pieces_one_call_per_file_segment(void)
     struct storage *s = storage_open(&t.m, tmp, &err, &ctx);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(storage_write_calls(s), 0);
+    double cpu0 = storage_write_cpu_seconds(s);
+    CU_ASSERT_TRUE(cpu0 == 0 || cpu0 == -1); /* nothing written yet, or no clock */
 
     static const uint32_t all[] = {0, 1, 2, 3, 4, 5};
     struct storage_piece pieces[6];
@@ -589,6 +591,8 @@ static void test_storage_write_pieces_one_call_per_file_segment(void)
     CU_ASSERT_EQUAL(written, 6);
     /* Six pieces, three non-empty files: three pwritev calls. */
     CU_ASSERT_TRUE(write_calls_are(storage_write_calls(s), 3));
+    double cpu = storage_write_cpu_seconds(s);
+    CU_ASSERT_TRUE(cpu0 == -1 ? cpu == -1 : cpu >= 0 && cpu < 1);
     check_files_hold_pattern(&t, tmp);
     free_pieces(pieces, 6);
     storage_close(s);

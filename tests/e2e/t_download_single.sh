@@ -38,6 +38,9 @@ for c in "${CASES[@]}"; do
     stats_ok "$E2E_TMP/$name.json" "s['total_size'] == $size and s['bytes_downloaded'] >= $size" \
         "sizes of $name"
     stats_ok "$E2E_TMP/$name.json" 's["pieces_failed"] == 0' "no failed pieces for $name"
+    stats_ok "$E2E_TMP/$name.json" \
+        '0 < s["cpu_store_seconds"] <= s["cpu_user_seconds"] + s["cpu_system_seconds"] + 0.01' \
+        "CPU in write calls of $name counted, and part of the total"
 
     # This seeder is done; the next case gets its own.
     kill -TERM "$LT_SEED_PID"
