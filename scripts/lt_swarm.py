@@ -139,17 +139,26 @@ def make_session(upload_kib, light=False):
     return ses
 
 
-def add_torrent(ses, ti, save_path, seed_mode=False, verified=False):
+def add_torrent(ses, ti, save_path, seed_mode=False, verified=False, pex=True):
     """Adds ti to ses, started. seed_mode: skip the initial hash check
     (libtorrent assumes the data is complete); verified: and mark every piece
     verified, so that it never hashes them (the caller has checked the data
     some other way). Without verified, seed mode hashes each piece the first
-    time it is served."""
+    time it is served. pex=False: no peer exchange (BEP 11) on this torrent.
+
+    Seeders of a swarm must not use PEX: a libtorrent leecher connected to
+    100 of them tells each about the other 99 (ut_pex), every seeder dials
+    them all, both ends hang up (two seeds), and with min_reconnect_time 1
+    they dial again: measured, 2,500 connections up at once and the whole
+    ephemeral port range in TIME_WAIT within a minute, after which every
+    client's connects failed (EADDRNOTAVAIL) for 60 s."""
     atp = lt.add_torrent_params()
     atp.ti = ti
     atp.save_path = save_path
     # Start now, not when the session's queue gets round to it.
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+    if not pex:
+        atp.flags |= lt.torrent_flags.disable_pex
     if seed_mode:
         atp.flags |= lt.torrent_flags.seed_mode
         if verified:
@@ -203,7 +212,7 @@ class Seeders:
         ses = make_session(self.upload_kib, light=True)
         if self.settings:
             ses.apply_settings(self.settings)
-        h = add_torrent(ses, self.ti, self.save_path, seed_mode, verified)
+        h = add_torrent(ses, self.ti, self.save_path, seed_mode, verified, pex=False)
         self.sessions.append((len(self.sessions), ses, h))
 
     def start(self):
