@@ -18,7 +18,10 @@
 
   tables --results FILE
       Prints the Markdown report: per configuration, the median over the
-      runs that succeeded of each figure, and a line per failed run.
+      runs that succeeded of each figure, and a line per failed run; then a
+      summary, one row per download configuration (ptorrent against the
+      fastest other client), and ptorrent's rate with the most seeders
+      against its rate with fewer.
 """
 
 import argparse
@@ -210,6 +213,48 @@ def seeding_table(size, piece, recs):
     return out
 
 
+def summary_table(downloads, floors):
+    """One row per download configuration: ptorrent's median wall time
+    against the fastest other client's, its CPU outside write calls against
+    the floor, its peak RSS; then how ptorrent's rate with the most seeders
+    compares with fewer seeders for the same content and pieces."""
+    out = ["### summary: ptorrent against the fastest other client", "",
+           "| download | seeders | ptorrent wall s | fastest other | its wall s | "
+           "ptorrent / fastest | ptorrent CPU outside writes / floor | ptorrent peak RSS MiB |",
+           "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    rates = {}
+    for (size, piece, seeders), recs in downloads.items():
+        good = {}
+        for r in recs:
+            if r["ok"]:
+                good.setdefault(r["client"], []).append(r)
+        pt = median(good.get("ptorrent", []), "wall")
+        others = {c: median(g, "wall") for c, g in good.items() if c != "ptorrent"}
+        best = min(others, key=others.get) if others else None
+        rests = [{"rest": r["cpu"] - r["store_cpu"]} for r in good.get("ptorrent", [])
+                 if r.get("cpu") is not None and r.get("store_cpu") is not None]
+        floor = floors.get(size)
+        rest_x = (median(rests, "rest") / floor["floor_cpu"]) if rests and floor else None
+        out.append(f"| {human(size)}, {human(piece)} pieces | {seeders} | {fmt(pt)} | "
+                   f"{best or '-'} | {fmt(others.get(best))} | "
+                   f"{fmt(ratio(pt, others.get(best)))} | {fmt(rest_x, 1)} | "
+                   f"{fmt(median(good.get('ptorrent', []), 'rss_mib'), 0)} |")
+        if pt:
+            rates.setdefault((size, piece), {})[seeders] = size / MIB / pt
+    out.append("")
+    for (size, piece), by_n in rates.items():
+        most = max(by_n)
+        for n in sorted(by_n):
+            if n < most:
+                out.append(f"ptorrent, {human(size)} with {human(piece)} pieces: "
+                           f"{by_n[most]:.1f} MiB/s from {most} seeders, "
+                           f"{by_n[n]:.1f} MiB/s from {n} "
+                           f"({by_n[most] / by_n[n]:.2f} of it).")
+    if out[-1]:
+        out.append("")
+    return out
+
+
 def floor_table(floors):
     out = ["### floor: this machine at best (one core, loopback)", "",
            "| bytes | SHA-1 CPU s | SHA-1 MiB/s | one TCP stream s | TCP MiB/s | receive CPU s | "
@@ -235,7 +280,10 @@ def cmd_tables(args):
         recs = [json.loads(line) for line in f if line.strip()]
     floors = {r["size"]: r for r in recs if r["table"] == "floor"}
     lines = floor_table(floors.values()) if floors else []
-    configs = {}
+    configs, downloads = {}, {}
+    for r in recs:
+        if r["table"] == "download":
+            downloads.setdefault((r["size"], r["piece"], r["seeders"]), []).append(r)
     for r in recs:
         if r["table"] == "download":
             configs.setdefault(("download", r["size"], r["piece"], r["seeders"]), []).append(r)
@@ -246,6 +294,8 @@ def cmd_tables(args):
             lines += download_table(size, piece, seeders, group, floors.get(size))
         else:
             lines += seeding_table(size, piece, group)
+    if downloads:
+        lines += summary_table(downloads, floors)
     print("\n".join(lines))
     return 0
 
