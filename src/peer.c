@@ -156,7 +156,10 @@ static enum pt_err send_bitfield(struct peer_conn *c)
 }
 
 /* Sends HAVE for every piece written to disk since we last told the peer,
- * in one write (a piece is servable only once it is on disk). */
+ * in one write (a piece is servable only once it is on disk). Not for a
+ * piece the peer already has: it could never ask us for it, so the message
+ * only costs both sides (libtorrent's default, send_redundant_have off). A
+ * seed gets none: with 100 seeders that saves 100 HAVEs per piece. */
 static enum pt_err announce_new_pieces(struct peer_conn *c)
 {
     if (picker_pieces_on_disk(c->sh->picker) == c->told_count)
@@ -167,8 +170,10 @@ static enum pt_err announce_new_pieces(struct peer_conn *c)
     for (uint32_t i = 0; i < c->sh->meta->piece_count; i++) {
         if (!picker_bit(c->have_now, i) || picker_bit(c->told, i))
             continue;
-        uint8_t m[9];
-        buf_append(&out, m, wire_put_have(m, i));
+        if (!picker_bit(c->bitfield, i)) {
+            uint8_t m[9];
+            buf_append(&out, m, wire_put_have(m, i));
+        }
         picker_set_bit(c->told, i);
         c->told_count++;
     }

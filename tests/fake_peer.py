@@ -28,7 +28,7 @@ top directory (or its parent).
 
 TIME is Unix seconds with milliseconds; EVENT is one of listen, announce-ok,
 announce-failed, connect, handshake-ok, handshake-bad, sent-wrong-hash,
-interested, request I B L, sent-piece I B L, sent-late I B L, choked,
+interested, have I, request I B L, sent-piece I B L, sent-late I B L, choked,
 dropped-while-choked I B L, unchoked (choke-late), sent-oversize, bad-request I B L,
 bad-message, closed-by-remote, closed REASON (we closed: by-us, stop-or-timeout),
 exit. handshake-bad says not-plaintext-bittorrent for what is most often an
@@ -279,6 +279,8 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
             msg_id = body[0]
             if msg_id == 2:
                 log("interested", conn=conn_id)
+            elif msg_id == 4 and length == 5:
+                log("have", struct.unpack(">I", body[1:])[0], conn=conn_id)
             elif msg_id == 6 and length == 13:
                 index, begin, blen = struct.unpack(">III", body[1:])
                 log("request", index, begin, blen, conn=conn_id)

@@ -5,13 +5,15 @@
 # dropped, so ptorrent gives them back to the picker, but blocks that still
 # arrive and are still needed must be used, not thrown away. The fake is the
 # only peer: every one of its late blocks is needed, so nothing is wasted.
+# The fake is a seed, so ptorrent must never send it a HAVE (it has every
+# piece; libtorrent, by default, does not send those either).
 # timeout: 90
 set -euo pipefail
 . "$(dirname "$0")/lib_dl.sh"
 need_ptorrent
 need_cmd opentracker
 
-make_random_file "$E2E_TMP/seed/file.bin" $((4 * 1024 * 1024))
+make_random_file "$E2E_TMP/seed/file.bin" $((16 * 1024 * 1024))
 start_opentracker "$E2E_TMP/ot"
 mk_torrent "$E2E_TMP/file.torrent" 262144 "$E2E_TMP/seed/file.bin" "$ANNOUNCE_URL"
 opentracker_add_hash "$(lt_infohash "$E2E_TMP/file.torrent")"
@@ -29,3 +31,5 @@ log "the fake choked, then sent $late requested blocks"
 stats_ok "$S" 's["result"] == "complete" and s["pieces_failed"] == 0' "complete, no failed piece"
 stats_ok "$S" 's["bytes_wasted"] == 0' "the blocks sent after the choke were used, none wasted"
 stats_ok "$S" 's["bytes_downloaded"] == s["total_size"]' "every byte once"
+haves=$(grep -c ' have ' "$FAKE_LOG" || true)
+((haves == 0)) || fail "ptorrent sent $haves HAVE message(s) to a seed"
