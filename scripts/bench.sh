@@ -231,8 +231,13 @@ make_config_list() {
     fi
 }
 
+# The source the measured binary was built from: taken when it is built, as
+# the tree may change while a long run goes on.
+PT_SOURCE='?'
+
 build() {
-    ((BUILD)) || return 0
+    PT_SOURCE=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
+    ((BUILD)) || { PT_SOURCE="$PT_SOURCE (--no-build: the binary may be older)"; return 0; }
     echo "bench.sh: make" >&2
     make -C "$ROOT" all >&2
 }
@@ -608,7 +613,7 @@ header() {
     echo "- machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average at start" \
         "$LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg) (other work skews the figures)"
     echo "- data: $DATA_WHERE"
-    echo "- clients: ptorrent $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')," \
+    echo "- clients: ptorrent $PT_SOURCE," \
         "$(aria2c --version 2>/dev/null | head -n 1), $(transmission-cli --version 2>&1 | head -n 1)," \
         "libtorrent $("$PY" -c 'import libtorrent; print(libtorrent.__version__)')"
     echo "- wall: process start to exit (\`/usr/bin/time -v\`); done: start to complete data" \
