@@ -246,7 +246,7 @@ def summary_table(downloads, floors):
         most = max(by_n)
         for n in sorted(by_n):
             if n < most:
-                out.append(f"ptorrent, {human(size)} with {human(piece)} pieces: "
+                out.append(f"- ptorrent, {human(size)} with {human(piece)} pieces: "
                            f"{by_n[most]:.1f} MiB/s from {most} seeders, "
                            f"{by_n[n]:.1f} MiB/s from {n} "
                            f"({by_n[most] / by_n[n]:.2f} of it).")
