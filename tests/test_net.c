@@ -130,21 +130,46 @@ static void test_net_read_exact_across_small_writes(void)
     close(fds[1]);
 }
 
+/* A socket pair whose reading end already holds `total` pattern bytes
+ * (`all`), a reader on it, and a buffer of the same size to read into. */
+struct preloaded {
+    int fds[2];
+    uint8_t *all, *got;
+    struct net_reader *r;
+};
+
+static void preload(struct preloaded *p, size_t total)
+{
+    tuned_pair(p->fds);
+    p->all = malloc(total);
+    p->got = malloc(total);
+    p->r = malloc(sizeof *p->r);
+    CU_ASSERT_FATAL(p->all && p->got && p->r);
+    for (size_t i = 0; i < total; i++)
+        p->all[i] = pattern(i);
+    CU_ASSERT_EQUAL_FATAL(write(p->fds[1], p->all, total), (ssize_t)total);
+    net_reader_init(p->r, p->fds[0]);
+}
+
+static void preload_free(struct preloaded *p)
+{
+    free(p->all);
+    free(p->got);
+    free(p->r);
+    close(p->fds[0]);
+    close(p->fds[1]);
+}
+
 /* A large read goes straight to its destination and takes only a header's
  * worth (NET_LOOKAHEAD) beyond it into the buffer, so the next payload is
  * read directly too: no block passes through the buffer. */
 static void test_net_read_exact_large_reads_bypass_buffer(void)
 {
     enum { PAY = 16384, TOTAL = 2 * (NET_LOOKAHEAD + PAY) + 5 };
-    int fds[2];
-    tuned_pair(fds);
-    uint8_t *all = malloc(TOTAL), *got = malloc(TOTAL);
-    struct net_reader *r = malloc(sizeof *r);
-    CU_ASSERT_FATAL(all && got && r);
-    for (size_t i = 0; i < TOTAL; i++)
-        all[i] = pattern(i);
-    CU_ASSERT_EQUAL_FATAL(write(fds[1], all, TOTAL), TOTAL); /* all of it waits in the socket */
-    net_reader_init(r, fds[0]);
+    struct preloaded p;
+    preload(&p, TOTAL);
+    struct net_reader *r = p.r;
+    uint8_t *got = p.got;
     size_t off = 0;
     CU_ASSERT_EQUAL(net_read_exact(r, got, PAY, 2000, NULL), PT_OK);
     off += PAY;
@@ -158,12 +183,8 @@ static void test_net_read_exact_large_reads_bypass_buffer(void)
     CU_ASSERT_EQUAL(net_read_exact(r, got + off, NET_LOOKAHEAD + 5, 2000, NULL), PT_OK);
     off += NET_LOOKAHEAD + 5;
     CU_ASSERT_EQUAL(off, TOTAL);
-    CU_ASSERT_EQUAL(memcmp(got, all, TOTAL), 0);
-    free(all);
-    free(got);
-    free(r);
-    close(fds[0]);
-    close(fds[1]);
+    CU_ASSERT_EQUAL(memcmp(got, p.all, TOTAL), 0);
+    preload_free(&p);
 }
 
 /* A direct read that the socket serves in many small parts. */
@@ -429,26 +450,15 @@ static void test_net_reader_wait_sees_data_timeout_and_close(void)
 static void test_net_reader_wait_takes_only_a_header(void)
 {
     enum { PAY = 16384, TOTAL = NET_LOOKAHEAD + PAY };
-    int fds[2];
-    tuned_pair(fds);
-    uint8_t *all = malloc(TOTAL), *got = malloc(TOTAL);
-    struct net_reader *r = malloc(sizeof *r);
-    CU_ASSERT_FATAL(all && got && r);
-    for (size_t i = 0; i < TOTAL; i++)
-        all[i] = pattern(i);
-    CU_ASSERT_EQUAL_FATAL(write(fds[1], all, TOTAL), TOTAL);
-    net_reader_init(r, fds[0]);
-    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
-    CU_ASSERT_EQUAL(net_reader_buffered(r), NET_LOOKAHEAD);
-    CU_ASSERT_EQUAL(net_read_exact(r, got, NET_LOOKAHEAD, 1000, NULL), PT_OK);
-    CU_ASSERT_EQUAL(net_read_exact(r, got + NET_LOOKAHEAD, PAY, 1000, NULL), PT_OK);
-    CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
-    CU_ASSERT_EQUAL(memcmp(got, all, TOTAL), 0);
-    free(all);
-    free(got);
-    free(r);
-    close(fds[0]);
-    close(fds[1]);
+    struct preloaded p;
+    preload(&p, TOTAL);
+    CU_ASSERT_EQUAL(net_reader_wait(p.r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), NET_LOOKAHEAD);
+    CU_ASSERT_EQUAL(net_read_exact(p.r, p.got, NET_LOOKAHEAD, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(net_read_exact(p.r, p.got + NET_LOOKAHEAD, PAY, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), 0);
+    CU_ASSERT_EQUAL(memcmp(p.got, p.all, TOTAL), 0);
+    preload_free(&p);
 }
 
 /* ---- net_connect ---- */
