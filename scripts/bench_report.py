@@ -138,6 +138,14 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def cpu_outside_writes(pt_runs):
+    """Median over ptorrent's runs of its CPU minus the CPU inside its write
+    calls (--stats-json cpu_store_seconds), or None."""
+    rests = [{"rest": r["cpu"] - r["store_cpu"]} for r in pt_runs
+             if r.get("cpu") is not None and r.get("store_cpu") is not None]
+    return median(rests, "rest")
+
+
 def failures(recs):
     """One line per failed run, so a table never hides one."""
     lines = []
@@ -174,11 +182,8 @@ def download_table(size, piece, seeders, recs, floor):
                    + (f"; {pt_cpu / floor['store_floor_cpu']:.1f} x with the store "
                       f"(+ writing the file {floor['store_cpu']:.2f} s = "
                       f"{floor['store_floor_cpu']:.2f} s)." if "store_cpu" in floor else "."))
-        # Per run, CPU outside the write calls; the median of those.
-        rests = [{"rest": r["cpu"] - r["store_cpu"]} for r in good.get("ptorrent", [])
-                 if r.get("cpu") is not None and r.get("store_cpu") is not None]
-        if rests:
-            rest = median(rests, "rest")
+        rest = cpu_outside_writes(good.get("ptorrent", []))
+        if rest is not None:
             out.append(f"Of that, ptorrent spent {median(good['ptorrent'], 'store_cpu'):.2f} s "
                        f"inside its write calls (storing the file: median of its "
                        f"--stats-json cpu_store_seconds); the rest, {rest:.2f} s, is "
@@ -231,10 +236,8 @@ def summary_table(downloads, floors):
         pt = median(good.get("ptorrent", []), "wall")
         others = {c: median(g, "wall") for c, g in good.items() if c != "ptorrent"}
         best = min(others, key=others.get) if others else None
-        rests = [{"rest": r["cpu"] - r["store_cpu"]} for r in good.get("ptorrent", [])
-                 if r.get("cpu") is not None and r.get("store_cpu") is not None]
-        floor = floors.get(size)
-        rest_x = (median(rests, "rest") / floor["floor_cpu"]) if rests and floor else None
+        rest, floor = cpu_outside_writes(good.get("ptorrent", [])), floors.get(size)
+        rest_x = rest / floor["floor_cpu"] if rest is not None and floor else None
         out.append(f"| {human(size)}, {human(piece)} pieces | {seeders} | {fmt(pt)} | "
                    f"{best or '-'} | {fmt(others.get(best))} | "
                    f"{fmt(ratio(pt, others.get(best)))} | {fmt(rest_x, 1)} | "
@@ -280,10 +283,7 @@ def cmd_tables(args):
         recs = [json.loads(line) for line in f if line.strip()]
     floors = {r["size"]: r for r in recs if r["table"] == "floor"}
     lines = floor_table(floors.values()) if floors else []
-    configs, downloads = {}, {}
-    for r in recs:
-        if r["table"] == "download":
-            downloads.setdefault((r["size"], r["piece"], r["seeders"]), []).append(r)
+    configs = {}
     for r in recs:
         if r["table"] == "download":
             configs.setdefault(("download", r["size"], r["piece"], r["seeders"]), []).append(r)
@@ -294,6 +294,7 @@ def cmd_tables(args):
             lines += download_table(size, piece, seeders, group, floors.get(size))
         else:
             lines += seeding_table(size, piece, group)
+    downloads = {key[1:]: group for key, group in configs.items() if key[0] == "download"}
     if downloads:
         lines += summary_table(downloads, floors)
     print("\n".join(lines))

@@ -20,6 +20,19 @@ mk_torrent() {
     "$PY" "$E2E_SCRIPTS/mktorrent_lt.py" "${args[@]}" "$path" || fail "mktorrent_lt.py failed for $path"
 }
 
+# tracked_file SIZE: the one-file case most download tests share: SIZE
+# random bytes in $E2E_TMP/seed/file.bin, opentracker started, and
+# $E2E_TMP/file.torrent (256 KiB pieces) announcing to it, whitelisted.
+# Sets IH, the torrent's info hash.
+IH=
+tracked_file() {
+    make_random_file "$E2E_TMP/seed/file.bin" "$1"
+    start_opentracker "$E2E_TMP/ot"
+    mk_torrent "$E2E_TMP/file.torrent" 262144 "$E2E_TMP/seed/file.bin" "$ANNOUNCE_URL"
+    IH=$(lt_infohash "$E2E_TMP/file.torrent")
+    opentracker_add_hash "$IH"
+}
+
 # now: seconds since the epoch with a fraction, for timing a step.
 now() {
     date +%s.%N
@@ -196,17 +209,13 @@ PYEOF
 # byte-identical. Sets HOSTILE_ADDR (the fake's address as ptorrent shows it).
 HOSTILE_ADDR=
 hostile_download() {
-    local mode=$1 kib=$2 ih
+    local mode=$1 kib=$2
     shift 2
-    make_random_file "$E2E_TMP/seed/file.bin" $((8 * 1024 * 1024))
-    start_opentracker "$E2E_TMP/ot"
-    mk_torrent "$E2E_TMP/file.torrent" 262144 "$E2E_TMP/seed/file.bin" "$ANNOUNCE_URL"
-    ih=$(lt_infohash "$E2E_TMP/file.torrent")
-    opentracker_add_hash "$ih"
+    tracked_file $((8 * 1024 * 1024))
     start_lt_seeders "$E2E_TMP/file.torrent" "$E2E_TMP/seed" 1 --upload-rate "$kib"
     start_fake_peer "$mode" "$E2E_TMP/file.torrent" "$E2E_TMP/seed" --tracker "$ANNOUNCE_URL"
     HOSTILE_ADDR="127.0.0.1:$FAKE_PORT"
-    ot_wait_seeders "$ih" 2
+    ot_wait_seeders "$IH" 2
 
     dl hostile 90 -t "$E2E_TMP/file.torrent" -o "$E2E_TMP/out" -v \
         --peer "$HOSTILE_ADDR" --stats-json "$E2E_TMP/hostile.json" "$@"

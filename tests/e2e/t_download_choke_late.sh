@@ -13,10 +13,7 @@ set -euo pipefail
 need_ptorrent
 need_cmd opentracker
 
-make_random_file "$E2E_TMP/seed/file.bin" $((16 * 1024 * 1024))
-start_opentracker "$E2E_TMP/ot"
-mk_torrent "$E2E_TMP/file.torrent" 262144 "$E2E_TMP/seed/file.bin" "$ANNOUNCE_URL"
-opentracker_add_hash "$(lt_infohash "$E2E_TMP/file.torrent")"
+tracked_file $((16 * 1024 * 1024))
 start_fake_peer choke-late "$E2E_TMP/file.torrent" "$E2E_TMP/seed"
 
 S="$E2E_TMP/late.json"

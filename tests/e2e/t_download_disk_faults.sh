@@ -21,13 +21,9 @@ if touch "$RO/probe" 2>/dev/null; then fail "$RO is still writable after remount
 
 # One ~12 MiB torrent and one seeder serve both cases, so ptorrent really
 # has bytes to write and fails on the disk, not on the network.
-make_random_file "$E2E_TMP/seed/file.bin" $((12 * 1024 * 1024 + 99))
-start_opentracker "$E2E_TMP/ot"
-mk_torrent "$E2E_TMP/file.torrent" 262144 "$E2E_TMP/seed/file.bin" "$ANNOUNCE_URL"
-ih=$(lt_infohash "$E2E_TMP/file.torrent")
-opentracker_add_hash "$ih"
+tracked_file $((12 * 1024 * 1024 + 99))
 start_lt_seeders "$E2E_TMP/file.torrent" "$E2E_TMP/seed" 1
-ot_wait_seeders "$ih" 1
+ot_wait_seeders "$IH" 1
 
 # (a) Read-only output directory: the error names the path.
 dl readonly 60 -t "$E2E_TMP/file.torrent" -o "$RO" --stats-json "$E2E_TMP/readonly.json"
