@@ -34,13 +34,13 @@ SIZE=$((64 * 1024 * 1024))
 # the tracker; the resume recheck workers, which end before any peer
 # starts). A leak of a handful per peer would still show: 100 peers.
 THREADS_SLACK=8
-# Peak RSS: the piece buffer pool is capped at 48 MiB (SESSION_POOL_BYTES,
+# Peak RSS: the piece buffer pool is capped at 32 MiB (SESSION_POOL_BYTES,
 # allocated as pieces are in flight: with 100 peers most of it is), plus
 # about 10 MiB of everything else, plus per-peer memory (thread stack pages
-# touched, wire buffers: ~100-150 KiB each). Measured 71-75 MiB with 100
-# seeders and 15 MiB with 4 on 64-256 MiB torrents; 96 MiB leaves room and
-# still catches a per-peer cost that grew to ~0.4 MiB or a pool that is no
-# longer capped.
+# touched, wire buffers: ~100-150 KiB each). Measured 49 MiB here (65 MiB
+# with the 48 MiB pool before); 96 MiB leaves room (sanitizer builds run this too) and still
+# catches a per-peer cost that grew to ~0.4 MiB or a pool that is no longer
+# capped.
 RSS_LIMIT_MIB=96
 
 SEED="$E2E_TMP/seed"
