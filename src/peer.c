@@ -76,6 +76,7 @@ struct peer_conn {
     size_t nq;
     struct picker_block *late; /* requests outstanding at the last choke: see on_choke */
     size_t nlate;
+    int64_t late_until_ms; /* when `late` goes back to the picker */
     size_t depth;        /* pipeline target */
     int64_t last_recv_ms, last_send_ms, last_block_ms, next_tick_ms;
     bool awaiting;       /* requests sent and no block since: the snub clock runs.
@@ -274,30 +275,45 @@ static void give_back_all(struct peer_conn *c)
     c->nq = 0;
 }
 
-/* The peer choked us: BEP 3 says it dropped our requests, so they go back
- * to the picker for other peers. But a block already in the peer's send
- * buffer still comes (libtorrent seeders do this: with 100 of them, each
- * choking once early on, 49 MiB of 64 MiB arrived after a choke and was
- * thrown away). So the requests are also remembered in `late`, and such a
- * block is used if the picker still needs it (see read_piece). */
-static void on_choke(struct peer_conn *c)
+/* Gives the requests outstanding at the last choke back to the picker. */
+static void release_late(struct peer_conn *c)
 {
+    for (size_t i = 0; i < c->nlate; i++)
+        picker_unreserve(c->sh->picker, c->id, &c->late[i]);
+    c->nlate = 0;
+}
+
+/* The peer choked us: BEP 3 says it dropped our requests. But a block already
+ * in the peer's send buffer still comes (libtorrent seeders do this: with 100
+ * of them at 512 KiB/s, each choking once early on, 21 MiB of a 64 MiB torrent
+ * came after a choke and was thrown away because the block had meanwhile been
+ * asked of another peer). So the requests move to `late`, still reserved, and
+ * go back to the picker only once the peer has sent no block for
+ * PEER_LATE_GRACE_MS (see housekeeping); a late block is used as if still
+ * requested (see read_piece). */
+static void on_choke(struct peer_conn *c, int64_t now)
+{
+    release_late(c); /* a second choke: what the first left is not coming */
     for (size_t i = 0; i < c->nq; i++)
         c->late[i] = c->q[i].b;
     c->nlate = c->nq;
+    c->nq = 0;
+    c->late_until_ms = now + PEER_LATE_GRACE_MS;
     c->peer_choking = true;
     c->awaiting = false;
-    give_back_all(c); /* others may fetch them now */
 }
 
 /* Was (piece, begin, length) asked of this peer before its last choke?
- * Forgets it if so: a block is used at most once this way. */
-static bool take_late(struct peer_conn *c, uint32_t piece, uint32_t begin, uint32_t length)
+ * Forgets it if so (the caller owns its reservation now), and waits longer
+ * for the rest: the peer is still sending. */
+static bool take_late(struct peer_conn *c, uint32_t piece, uint32_t begin, uint32_t length,
+                      int64_t now)
 {
     for (size_t i = 0; i < c->nlate; i++) {
         const struct picker_block *b = &c->late[i];
         if (b->piece == piece && b->begin == begin && b->length == length) {
             c->late[i] = c->late[--c->nlate];
+            c->late_until_ms = now + PEER_LATE_GRACE_MS;
             return true;
         }
     }
@@ -404,6 +420,8 @@ static enum pt_err housekeeping(struct peer_conn *c, int64_t now)
         return c->why = "snubbed: no requested data in time", PT_ERR_TIMEOUT;
     if (now - c->last_recv_ms > PEER_IDLE_TIMEOUT_MS)
         return c->why = "idle", PT_ERR_TIMEOUT;
+    if (c->nlate > 0 && now >= c->late_until_ms)
+        release_late(c); /* the peer really dropped them: others may fetch them */
     adapt_depth(c, now);
     enum pt_err e = announce_new_pieces(c);
     if (e != PT_OK)
@@ -484,16 +502,15 @@ static enum pt_err read_piece(struct peer_conn *c, uint32_t len)
     if (k < c->nq && c->q[k].b.length != blen)
         return c->why = "block size differs from the request", PT_ERR_PROTOCOL;
     uint8_t *dst = NULL;
-    if (k < c->nq) {
+    bool asked = k < c->nq;
+    bool late = !asked && take_late(c, index, begin, blen, peer_now_ms());
+    if (asked)
         drop_inflight(c, k);
+    if (asked || late) {
         dst = picker_block_begin(c->sh->picker, c->id, index, begin, blen);
         if (!dst) /* another peer delivered it first (endgame) */
             picker_unreserve(c->sh->picker, c->id,
                              &(struct picker_block){index, begin, blen});
-    } else if (take_late(c, index, begin, blen)) {
-        /* Asked for before a choke: still useful unless another peer has
-         * sent it or is sending it (we hold no reservation to give back). */
-        dst = picker_block_begin(c->sh->picker, c->id, index, begin, blen);
     }
     if (!dst) { /* unrequested, cancelled or duplicate: read and drop */
         atomic_fetch_add(&c->sh->counters->wasted, blen);
@@ -550,7 +567,7 @@ static enum pt_err handle_message(struct peer_conn *c, int id, uint32_t len)
         return c->why = "malformed message", PT_ERR_PROTOCOL;
     switch (m.id) {
     case WIRE_CHOKE:
-        on_choke(c);
+        on_choke(c, peer_now_ms());
         return PT_OK;
     case WIRE_UNCHOKE:
         c->peer_choking = false;
@@ -680,6 +697,8 @@ static void conn_release(struct peer_conn *c)
 {
     if (c->q)
         give_back_all(c);
+    if (c->late)
+        release_late(c);
     if (c->bitfield)
         picker_peer_remove_bitfield(c->sh->picker, c->bitfield);
     if (c->fd >= 0) {

@@ -45,6 +45,9 @@
  * every pipeline that had room cost as many bytes again as the torrent
  * (100 seeders at 512 KiB/s each: 59.7 MiB wasted for 64 MiB). */
 #define PEER_ENDGAME_BATCH 4
+/* After a choke, the requests it cancelled stay ours while the peer keeps
+ * sending blocks it had queued, until none has come for this long. */
+#define PEER_LATE_GRACE_MS 1000
 /* Requests from a peer we queue before serving; BEP 3 clients keep far fewer
  * in flight (libtorrent's default is 500 over all its peers' pipes). */
 #define PEER_MAX_QUEUED_REQUESTS 256
