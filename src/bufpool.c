@@ -1,7 +1,14 @@
 /*
- * bufpool: a free list (a stack of pointers) under one mutex. bufpool_get
- * waits on `returned` with a timed wait, so a waiter notices the stop flag
- * within BUFPOOL_WAIT_SLICE_MS even if nobody puts a buffer back.
+ * bufpool: one arena cut into `count` buffers, and a free list (a stack of
+ * pointers) under one mutex. bufpool_get waits on `returned` with a timed
+ * wait, so a waiter notices the stop flag within BUFPOOL_WAIT_SLICE_MS even
+ * if nobody puts a buffer back.
+ *
+ * The arena is reserved whole but the OS backs a page only when it is first
+ * written, so a buffer costs memory only once handed out. Where the OS has
+ * transparent huge pages for regions that ask (Linux's MADV_HUGEPAGE), the
+ * arena asks: a 1 MiB piece is then part of one 2 MiB page instead of 256
+ * small ones, so filling the pool takes a few page faults, not thousands.
  */
 #include "bufpool.h"
 
@@ -9,13 +16,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define BUFPOOL_WAIT_SLICE_MS 200
+#define BUFPOOL_ALIGN ((size_t)2 << 20) /* a huge page on x86-64 and arm64 */
 
 struct bufpool {
     size_t size;  /* immutable */
     size_t count; /* immutable */
+    uint8_t *arena; /* immutable: count * size bytes; buffer i at arena + i * size */
     /* Locking: `lock` guards free_list, nfree, allocated and in_use. */
     pthread_mutex_t lock;
     pthread_cond_t returned; /* signalled by bufpool_put */
@@ -27,15 +37,22 @@ struct bufpool {
 
 struct bufpool *bufpool_new(size_t size, size_t count)
 {
-    if (count == 0 || size == 0)
+    if (count == 0 || size == 0 || size > SIZE_MAX / count)
         return NULL;
     struct bufpool *p = calloc(1, sizeof *p);
+    void *arena = NULL;
     if (p)
         p->free_list = calloc(count, sizeof *p->free_list);
-    if (!p || !p->free_list) {
+    if (!p || !p->free_list || posix_memalign(&arena, BUFPOOL_ALIGN, size * count) != 0) {
+        if (p)
+            free(p->free_list);
         free(p);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    (void)madvise(arena, size * count, MADV_HUGEPAGE); /* a hint: without it, small pages */
+#endif
+    p->arena = arena;
     p->size = size;
     p->count = count;
     pthread_mutex_init(&p->lock, NULL);
@@ -48,25 +65,22 @@ void bufpool_free(struct bufpool *p)
     if (!p)
         return;
     assert(p->in_use == 0); /* every buffer must be back before the pool goes */
-    for (size_t i = 0; i < p->nfree; i++)
-        free(p->free_list[i]);
+    free(p->arena);
     free(p->free_list);
     pthread_cond_destroy(&p->returned);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
-/* A free buffer, or a new one if the pool may still grow, else NULL. */
+/* The buffer used last (its pages are backed and likely in cache), or the
+ * next never-used slice of the arena, else NULL. */
 static uint8_t *take_locked(struct bufpool *p)
 {
     uint8_t *b = NULL;
-    if (p->nfree > 0) {
+    if (p->nfree > 0)
         b = p->free_list[--p->nfree];
-    } else if (p->allocated < p->count) {
-        b = malloc(p->size);
-        if (b)
-            p->allocated++;
-    }
+    else if (p->allocated < p->count)
+        b = p->arena + p->allocated++ * p->size;
     if (b)
         p->in_use++;
     return b;

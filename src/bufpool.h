@@ -7,9 +7,11 @@
  * pool means no malloc per piece and a hard ceiling on memory: when every
  * buffer is in use, no new piece starts until the writer returns one.
  *
- * Buffers are allocated lazily (a small torrent never allocates the whole
- * pool) and freed only by bufpool_free. Locking: one mutex and one condition
- * variable inside; never held across anything but the free list. Any thread.
+ * The pool's memory is one block, reserved at once but backed by the OS
+ * only as buffers are first handed out (a small torrent never touches the
+ * whole pool), and freed only by bufpool_free. Locking: one mutex and one
+ * condition variable inside; never held across anything but the free list.
+ * Any thread.
  */
 #ifndef PT_BUFPOOL_H
 #define PT_BUFPOOL_H
@@ -38,6 +40,6 @@ void bufpool_put(struct bufpool *p, uint8_t *buf);
 
 size_t bufpool_size(const struct bufpool *p);
 size_t bufpool_in_use(struct bufpool *p);
-size_t bufpool_allocated(struct bufpool *p); /* buffers ever malloc'd: <= count */
+size_t bufpool_allocated(struct bufpool *p); /* buffers ever handed out: <= count */
 
 #endif
