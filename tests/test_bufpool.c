@@ -1,6 +1,7 @@
 /*
- * Tests for the piece-buffer pool, through bufpool.h: buffers are allocated
- * lazily and never more than `count`; try_get refuses at once when all are
+ * Tests for the piece-buffer pool, through bufpool.h: buffers are handed out
+ * lazily and never more than `count`, each whole and apart from the others
+ * (they are slices of one arena); try_get refuses at once when all are
  * out; a buffer put back is the one handed out next (no new malloc); get
  * waits for a put, or gives up with NULL once the stop flag is set; and a
  * stress test (run it under TSan) where eight threads share three buffers,
@@ -165,6 +166,39 @@ static void test_bufpool_try_get_hands_out_at_most_count(void)
     CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
     CU_ASSERT_EQUAL(bufpool_allocated(p), COUNT);
     bufpool_free(p);
+}
+
+/* The buffers are slices of one arena: each must be whole and apart from
+ * the others. Every byte of every buffer gets its owner's mark; a slice that
+ * overlapped its neighbour would lose some of them. The size is odd so that a
+ * slice computed with the wrong stride would show. */
+static void test_bufpool_buffers_do_not_overlap(void)
+{
+    enum { COUNT = 5, SIZE = 3 * 1000 + 7 };
+    struct bufpool *p = bufpool_new(SIZE, COUNT);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t *got[COUNT];
+    for (size_t i = 0; i < COUNT; i++) {
+        got[i] = bufpool_try_get(p);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got[i]);
+        memset(got[i], (int)(0xA0 + i), SIZE);
+    }
+    for (size_t i = 0; i < COUNT; i++) {
+        size_t bad = 0;
+        for (size_t k = 0; k < SIZE; k++)
+            bad += got[i][k] != (uint8_t)(0xA0 + i);
+        CU_ASSERT_EQUAL(bad, 0);
+    }
+    for (size_t i = 0; i < COUNT; i++)
+        bufpool_put(p, got[i]);
+    bufpool_free(p);
+}
+
+/* size * count must not wrap around into a small arena. */
+static void test_bufpool_new_refuses_a_size_that_overflows(void)
+{
+    CU_ASSERT_PTR_NULL(bufpool_new(SIZE_MAX / 2 + 1, 2));
+    CU_ASSERT_PTR_NULL(bufpool_new(SIZE_MAX, 3));
 }
 
 static void test_bufpool_put_then_get_reuses_the_buffer(void)
@@ -379,6 +413,8 @@ int test_bufpool_register(void)
         {"new with count zero is NULL", test_bufpool_new_with_count_zero_is_null},
         {"allocates lazily", test_bufpool_allocates_lazily},
         {"try_get hands out at most count", test_bufpool_try_get_hands_out_at_most_count},
+        {"buffers do not overlap", test_bufpool_buffers_do_not_overlap},
+        {"new refuses a size that overflows", test_bufpool_new_refuses_a_size_that_overflows},
         {"put then get reuses the buffer", test_bufpool_put_then_get_reuses_the_buffer},
         {"in_use tracks gets and puts", test_bufpool_in_use_tracks_gets_and_puts},
         {"get waits for a put", test_bufpool_get_waits_for_a_put},
