@@ -12,7 +12,9 @@ Prints one JSON object (one line) with measurements over FILE's bytes:
           process sends the file with sendfile(), this process receives it
           into one 1 MiB buffer and drops it. tcp_recv_cpu is the receiver's
           user+system time: the one copy out of the kernel that any
-          downloader pays. tcp_send_cpu is the sender's.
+          downloader pays. tcp_send_cpu is the sender's. Each is the median
+          of TCP_TRIES streams: one stream's receive CPU varied by half
+          between two runs of bench.sh, and it is the floor's denominator.
   store_* (with STORE_DIR) writing as many bytes into a new file in
           STORE_DIR (where the clients download to), 1 MiB write() calls
           from memory, then fsync; only those calls are timed. Done
@@ -40,6 +42,7 @@ import time
 
 CHUNK = 1 << 20  # receive buffer: large, so per-call overhead is negligible
 STORE_TRIES = 3
+TCP_TRIES = 3
 STORE_PAUSE = 3.0  # seconds: free page reporting acts 2 s after a free
 
 
@@ -115,6 +118,12 @@ def tcp_floor(path):
     return {"tcp_wall": w1 - w0, "tcp_recv_cpu": c1 - c0, "tcp_send_cpu": cpu_children() - cc0}
 
 
+def tcp_floor_median(path):
+    """tcp_floor TCP_TRIES times; the median of each figure."""
+    tries = [tcp_floor(path) for _ in range(TCP_TRIES)]
+    return {k: statistics.median(t[k] for t in tries) for k in tries[0]}
+
+
 def store_once(path, size, block):
     """Writes size bytes (block, repeated) to a new file; CPU of the writes
     and the fsync only."""
@@ -159,7 +168,7 @@ def main():
     path = sys.argv[1]
     out = {"size": os.path.getsize(path)}
     out.update(sha1_floor(path))
-    out.update(tcp_floor(path))
+    out.update(tcp_floor_median(path))
     out["floor_cpu"] = out["sha1_cpu"] + out["tcp_recv_cpu"]
     if len(sys.argv) == 3:
         time.sleep(STORE_PAUSE)  # the memory the reads above freed, as for a client

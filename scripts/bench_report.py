@@ -271,7 +271,7 @@ def floor_table(floors):
                    f"{fmt(f.get('store_floor_cpu'))} |")
     out += ["", "SHA-1 through OpenSSL (hashlib), reads not timed; the TCP stream is sendfile() "
             "to a receiver that drops the bytes; receive CPU is that receiver's user + system "
-            "time. Store: the same bytes written once into a new file where the clients "
+            "time; median of 3 streams. Store: the same bytes written once into a new file where the clients "
             "write, 1 MiB write() calls and an fsync, median of 3 (on a VM that gives freed "
             "memory back to its host, first writes to a page fault in the host: that "
             "dominates this figure).", ""]
