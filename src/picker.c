@@ -565,6 +565,38 @@ uint8_t *picker_block_begin(struct picker *p, uint16_t peer_id, uint32_t piece, 
     return dst;
 }
 
+uint8_t *picker_block_claim_next(struct picker *p, uint16_t peer_id, const struct picker_block *blk)
+{
+    uint8_t *dst = NULL;
+    uint32_t len;
+    take_lock(p);
+    struct block *b = find_block_locked(p, blk->piece, blk->begin, &len);
+    const struct piece *pc = b ? &p->pieces[blk->piece] : NULL;
+    bool on_parole = pc && pc->exclusive && pc->owner != peer_id;
+    if (b && !on_parole && len == blk->length && b->state == BLOCK_REQUESTED &&
+        requester_count(b) == 1 && has_requester(b, peer_id)) {
+        drop_requester(b, peer_id);
+        b->state = BLOCK_RECEIVING;
+        b->from = peer_id;
+        dst = p->pieces[blk->piece].buf + blk->begin;
+    }
+    drop_lock(p);
+    return dst;
+}
+
+void picker_block_unclaim(struct picker *p, uint16_t peer_id, const struct picker_block *blk)
+{
+    uint32_t len;
+    take_lock(p);
+    struct block *b = find_block_locked(p, blk->piece, blk->begin, &len);
+    if (b && b->state == BLOCK_RECEIVING && b->from == peer_id) {
+        b->from = 0;
+        b->state = BLOCK_REQUESTED;
+        add_requester(b, peer_id);
+    }
+    drop_lock(p);
+}
+
 bool picker_block_end(struct picker *p, uint16_t peer_id, uint32_t piece, uint32_t begin, bool ok,
                       struct picker_piece *done_out)
 {

@@ -102,7 +102,18 @@ bool picker_block_wanted(struct picker *p, const struct picker_block *b);
 uint8_t *picker_block_begin(struct picker *p, uint16_t peer_id, uint32_t piece, uint32_t begin,
                             uint32_t length);
 
-/* Ends a claim made by picker_block_begin. ok=false: the bytes did not all
+/* A claim ahead of the data, for a peer that reads several blocks in one
+ * call: the block must be requested by `peer_id` alone (so no other peer can
+ * be sending it). Returns where its bytes go, or NULL (nothing changed).
+ * End it with picker_block_end once the bytes are in, or with
+ * picker_block_unclaim if they turn out not to be coming yet. */
+uint8_t *picker_block_claim_next(struct picker *p, uint16_t peer_id, const struct picker_block *b);
+
+/* Undoes picker_block_claim_next: the block is again requested by peer_id
+ * (and nothing of it has arrived). */
+void picker_block_unclaim(struct picker *p, uint16_t peer_id, const struct picker_block *b);
+
+/* Ends a claim made by picker_block_begin or _claim_next. ok=false: the bytes did not all
  * arrive (connection lost): the block goes back to "missing". ok=true and the
  * block completes its piece: *done_out is filled, ownership of done_out->data
  * moves to the caller, returns true. Otherwise returns false. */

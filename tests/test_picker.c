@@ -417,6 +417,47 @@ static void test_picker_failed_receive_keeps_other_request(void)
     picker_free(p);
 }
 
+/* A claim ahead of the data is only for a block the peer alone requested;
+ * undone, the block is that peer's request again (nobody else gets it); the
+ * data arriving after all completes the piece as usual. */
+static void test_picker_claim_next_and_unclaim(void)
+{
+    uint8_t all[BF_BYTES];
+    set_all(all, 1);
+    struct picker *p = picker_new(1, 3 * BS, 3 * BS, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    struct picker_block a[3], b[3];
+    struct picker_piece done;
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 1, all, a, 2), 2);
+    CU_ASSERT_PTR_NULL(picker_block_claim_next(p, 2, &a[0])); /* not peer 2's */
+    uint8_t *dst = picker_block_claim_next(p, 1, &a[1]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
+    CU_ASSERT_PTR_NULL(picker_block_claim_next(p, 1, &a[1])); /* claimed already */
+    CU_ASSERT_PTR_NULL(picker_block_begin(p, 2, a[1].piece, a[1].begin, a[1].length));
+    picker_block_unclaim(p, 1, &a[1]);
+    /* Requested by peer 1 again: the third block is all peer 2 may take, and
+     * then endgame lets it share one of peer 1's. */
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 2, all, b, 1), 1);
+    CU_ASSERT_EQUAL(b[0].begin, 2 * BS);
+    CU_ASSERT_TRUE(picker_in_endgame(p));
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 2, all, b + 1, 1), 1);
+    /* A block two peers asked for is not claimed ahead. */
+    CU_ASSERT_EQUAL(b[1].begin, a[0].begin);
+    CU_ASSERT_PTR_NULL(picker_block_claim_next(p, 1, &a[0]));
+    /* Peer 1's own block can be claimed again, at the same place. */
+    CU_ASSERT_PTR_EQUAL_FATAL(picker_block_claim_next(p, 1, &a[1]), dst);
+    for (uint32_t k = 0; k < BS; k++)
+        dst[k] = pattern(a[1].piece, a[1].begin, k);
+    CU_ASSERT_FALSE(picker_block_end(p, 1, a[1].piece, a[1].begin, true, &done));
+    picker_block_unclaim(p, 1, &a[1]); /* after the data: no effect */
+    CU_ASSERT_FALSE(picker_block_wanted(p, &a[1]));
+    CU_ASSERT_FALSE(deliver(p, 1, &a[0], &done));
+    CU_ASSERT_TRUE_FATAL(deliver(p, 2, &b[0], &done));
+    CU_ASSERT_TRUE(piece_bytes_ok(&done));
+    free(done.data);
+    picker_free(p);
+}
+
 static void test_picker_unreserve_on_disconnect_frees_blocks(void)
 {
     struct picker *p = picker_new(2, 4 * BS, 8 * BS, NULL);
@@ -865,6 +906,7 @@ int test_picker_register(void)
          test_picker_endgame_shares_block_with_one_more_peer},
         {"failed receive keeps other request", test_picker_failed_receive_keeps_other_request},
         {"unreserve on disconnect frees blocks", test_picker_unreserve_on_disconnect_frees_blocks},
+        {"claim next and unclaim", test_picker_claim_next_and_unclaim},
         {"block begin rejects bad claims", test_picker_block_begin_rejects_bad_claims},
         {"completed piece holds block bytes", test_picker_completed_piece_holds_block_bytes},
         {"piece failed blames senders and refetches",
