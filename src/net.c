@@ -154,6 +154,8 @@ static enum pt_err fill_once(struct net_reader *r, size_t max)
         r->start = 0;
     }
     size_t room = NET_READER_CAP - r->end;
+    if (max > NET_READER_FILL)
+        max = NET_READER_FILL;
     ssize_t n = recv(r->fd, r->buf + r->end, room < max ? room : max, 0);
     if (n > 0)
         r->end += (size_t)n;
@@ -227,4 +229,81 @@ enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budg
         }
     }
     return PT_OK;
+}
+
+/* Drops the first `skip` bytes of v[0..*n), which a readv() filled. */
+static void iov_advance(struct iovec *v, int *n, size_t skip)
+{
+    int i = 0;
+    while (i < *n && skip >= v[i].iov_len)
+        skip -= v[i++].iov_len;
+    if (i < *n) {
+        v[i].iov_base = (uint8_t *)v[i].iov_base + skip;
+        v[i].iov_len -= skip;
+    }
+    memmove(v, v + i, (size_t)(*n - i) * sizeof *v);
+    *n -= i;
+}
+
+enum pt_err net_read_scatter(struct net_reader *r, const struct iovec *iov, int n, size_t *filled,
+                             size_t need, int budget_ms, const atomic_bool *stop)
+{
+    struct iovec v[NET_SCATTER_MAX + 1];
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        v[i] = iov[i];
+        total += iov[i].iov_len;
+    }
+    v[n] = (struct iovec){r->buf, NET_LOOKAHEAD};
+    int left = n + 1;
+    size_t got = *filled;
+    iov_advance(v, &left, got);
+    int idle_ms = 0;
+    enum pt_err err = PT_OK;
+    r->start = r->end = 0;
+    while (got < need && err == PT_OK) {
+        if (stopped(stop)) {
+            err = PT_ERR_STOPPED;
+            break;
+        }
+        ssize_t k = readv(r->fd, v, left);
+        err = recv_result(k);
+        if (k > 0) {
+            got += (size_t)k;
+            idle_ms = 0;
+            iov_advance(v, &left, (size_t)k);
+        } else if (err == PT_ERR_TIMEOUT) {
+            idle_ms += NET_IO_SLICE_MS;
+            if (idle_ms < budget_ms)
+                err = PT_OK;
+        }
+    }
+    if (got > total) { /* the lookahead took the rest */
+        r->end = got - total;
+        got = total;
+    }
+    *filled = got;
+    return err;
+}
+
+bool net_reader_unread(struct net_reader *r, const struct iovec *iov, int n, size_t from,
+                       size_t to)
+{
+    size_t len = to - from, have = net_reader_buffered(r);
+    if (from > to || len > NET_READER_CAP - have)
+        return false;
+    memmove(r->buf + len, r->buf + r->start, have);
+    r->start = 0;
+    r->end = len + have;
+    uint8_t *out = r->buf;
+    size_t at = 0; /* offset of iov[i] in the concatenation */
+    for (int i = 0; i < n && at < to; at += iov[i].iov_len, i++) {
+        size_t lo = from > at ? from - at : 0;
+        size_t hi = to - at < iov[i].iov_len ? to - at : iov[i].iov_len;
+        if (lo < hi) {
+            memcpy(out, (const uint8_t *)iov[i].iov_base + lo, hi - lo);
+            out += hi - lo;
+        }
+    }
+    return true;
 }

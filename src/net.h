@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "addr.h"
 #include "errors.h"
@@ -30,10 +31,15 @@
 #define NET_IO_SLICE_MS 500
 /* Socket buffer size we ask for: a few blocks in flight on a fast link. */
 #define NET_SOCKBUF_BYTES (1 << 20)
-/* The small-message buffer: a thousand HAVEs or REQUESTs per recv(). Blocks
- * bypass it (below), so a larger one would only take in payload bytes that
- * then have to be copied, and cost every peer thread more memory. */
-#define NET_READER_CAP (16u * 1024u)
+/* The small-message buffer takes at most NET_READER_FILL bytes per recv(): a
+ * thousand HAVEs or REQUESTs. Blocks bypass it (below), so reading more at a
+ * time would only take in payload bytes that then have to be copied. Its
+ * capacity is larger to leave room for bytes a scatter read put back
+ * (net_reader_unread); pages of it that are never used cost no memory. */
+#define NET_READER_FILL (16u * 1024u)
+#define NET_READER_CAP (64u * 1024u)
+/* Segments a scatter read takes (net_read_scatter). */
+#define NET_SCATTER_MAX 8
 /* A read of at least this many bytes, once the buffer is empty, goes straight
  * to its destination (below it, one buffered recv serves several messages). */
 #define NET_DIRECT_MIN 2048u
@@ -80,5 +86,21 @@ enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
  * PT_ERR_TIMEOUT if no byte arrives for budget_ms. */
 enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
                            const atomic_bool *stop);
+
+/* Reads straight into the segments iov[0..n) (n <= NET_SCATTER_MAX), whose
+ * first *filled bytes are in already, on from there in order, then at most
+ * NET_LOOKAHEAD bytes beyond them into the buffer, which must be empty.
+ * Waits, as net_read_exact does, only until `need` bytes of the segments are
+ * in: the ones after those get what the same readv() calls brought, which
+ * may be nothing. *filled is updated, also on error. */
+enum pt_err net_read_scatter(struct net_reader *r, const struct iovec *iov, int n, size_t *filled,
+                             size_t need, int budget_ms, const atomic_bool *stop);
+
+/* Puts the bytes at offsets [from, to) of the concatenated segments iov[0..n)
+ * back in front of what is buffered, to be read again: a scatter read placed
+ * them where they turned out not to belong. False (nothing changed) if they
+ * do not fit in the buffer. */
+bool net_reader_unread(struct net_reader *r, const struct iovec *iov, int n, size_t from,
+                       size_t to);
 
 #endif

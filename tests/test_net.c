@@ -461,6 +461,111 @@ static void test_net_reader_wait_takes_only_a_header(void)
     preload_free(&p);
 }
 
+/* ---- net_read_scatter, net_reader_unread ---- */
+
+/* A scatter read waits only for its first `need` bytes, takes what else is
+ * already there into the later segments in order, and a header's worth
+ * beyond them into the buffer. */
+static void test_net_read_scatter_fills_segments_in_order(void)
+{
+    enum { A = 5000, H = 13, B = 3000, TOTAL = A + H + B + NET_LOOKAHEAD + 7 };
+    struct preloaded p;
+    preload(&p, TOTAL);
+    uint8_t a[A], h[H], b[B];
+    struct iovec iov[3] = {{a, A}, {h, H}, {b, B}};
+    size_t got = 0;
+    CU_ASSERT_EQUAL(net_read_scatter(p.r, iov, 3, &got, A, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(got, A + H + B);
+    CU_ASSERT_EQUAL(memcmp(a, p.all, A), 0);
+    CU_ASSERT_EQUAL(memcmp(h, p.all + A, H), 0);
+    CU_ASSERT_EQUAL(memcmp(b, p.all + A + H, B), 0);
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), NET_LOOKAHEAD);
+    CU_ASSERT_EQUAL(net_read_exact(p.r, p.got, NET_LOOKAHEAD + 7, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(p.got, p.all + A + H + B, NET_LOOKAHEAD + 7), 0);
+    preload_free(&p);
+}
+
+/* Only `need` bytes are waited for: with less in the socket than the
+ * segments hold, the read returns what came, without waiting out a timeout. */
+static void test_net_read_scatter_does_not_wait_past_need(void)
+{
+    enum { A = 4000, TOTAL = A + 100 };
+    struct preloaded p;
+    preload(&p, TOTAL);
+    uint8_t a[A], rest[1000];
+    struct iovec iov[2] = {{a, A}, {rest, sizeof rest}};
+    size_t got = 0;
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_read_scatter(p.r, iov, 2, &got, A, 5000, NULL), PT_OK);
+    CU_ASSERT(now_ms() - t0 < 400);
+    CU_ASSERT_EQUAL(got, TOTAL);
+    CU_ASSERT_EQUAL(memcmp(rest, p.all + A, 100), 0);
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), 0);
+    preload_free(&p);
+}
+
+/* The first `need` bytes arriving slowly are still all read; the budget is
+ * per silence, as for net_read_exact; a close before them is reported. */
+static void test_net_read_scatter_across_small_writes_then_close(void)
+{
+    enum { A = 600 };
+    int fds[2];
+    tuned_pair(fds);
+    struct slow_writer w = {.fd = fds[1], .len = A, .chunk = 100, .pause_ms = 20,
+                            .close_after = true};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&w.thread, NULL, slow_writer_thread_main, &w), 0);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    uint8_t a[A], more[64];
+    struct iovec iov[2] = {{a, A}, {more, sizeof more}};
+    size_t got = 0;
+    /* The first 250 bytes are in already (a second call goes on from there). */
+    CU_ASSERT_EQUAL(net_read_scatter(r, iov, 2, &got, 250, 2000, NULL), PT_OK);
+    CU_ASSERT(got >= 250);
+    CU_ASSERT_EQUAL(net_read_scatter(r, iov, 2, &got, A, 2000, NULL), PT_OK);
+    CU_ASSERT(got >= A);
+    for (size_t i = 0; i < A; i++)
+        CU_ASSERT_EQUAL_FATAL(a[i], pattern(i));
+    pthread_join(w.thread, NULL);
+    got = 0;
+    CU_ASSERT_EQUAL(net_read_scatter(r, iov, 2, &got, A, 2000, NULL), PT_ERR_CLOSED);
+    CU_ASSERT_EQUAL(got, 0);
+    free(r);
+    close(fds[0]);
+}
+
+/* Bytes put back come out again before what was buffered, in order, from
+ * any span of the segments; what does not fit is refused untouched. */
+static void test_net_reader_unread_puts_bytes_back_in_order(void)
+{
+    enum { A = 100, H = 13, B = 2000, TOTAL = A + H + B + NET_LOOKAHEAD };
+    struct preloaded p;
+    preload(&p, TOTAL);
+    uint8_t a[A], h[H], b[B];
+    struct iovec iov[3] = {{a, A}, {h, H}, {b, B}};
+    size_t got = 0;
+    CU_ASSERT_EQUAL_FATAL(net_read_scatter(p.r, iov, 3, &got, A, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL_FATAL(got, A + H + B);
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), NET_LOOKAHEAD);
+    /* From the middle of the header to the end: the header's tail, the
+     * block, then the lookahead bytes already buffered. */
+    CU_ASSERT_TRUE(net_reader_unread(p.r, iov, 3, A + 4, got));
+    size_t back = got - (A + 4) + NET_LOOKAHEAD;
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), back);
+    CU_ASSERT_EQUAL(net_read_exact(p.r, p.got, back, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(p.got, p.all + A + 4, back), 0);
+    /* More than the buffer holds: refused, nothing changed. */
+    uint8_t *big = malloc(NET_READER_CAP + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    struct iovec one = {big, NET_READER_CAP + 1};
+    CU_ASSERT_FALSE(net_reader_unread(p.r, &one, 1, 0, NET_READER_CAP + 1));
+    CU_ASSERT_FALSE(net_reader_unread(p.r, &one, 1, 10, 5));
+    CU_ASSERT_EQUAL(net_reader_buffered(p.r), 0);
+    free(big);
+    preload_free(&p);
+}
+
 /* ---- net_connect ---- */
 
 static void test_net_connect_refused_fails_fast(void)
@@ -610,6 +715,11 @@ int test_net_register(void)
         {"reader wait sees data, timeout and close",
          test_net_reader_wait_sees_data_timeout_and_close},
         {"reader wait takes only a header", test_net_reader_wait_takes_only_a_header},
+        {"scatter read fills segments in order", test_net_read_scatter_fills_segments_in_order},
+        {"scatter read does not wait past need", test_net_read_scatter_does_not_wait_past_need},
+        {"scatter read across small writes, then close",
+         test_net_read_scatter_across_small_writes_then_close},
+        {"unread puts bytes back in order", test_net_reader_unread_puts_bytes_back_in_order},
         {"connect refused fails fast", test_net_connect_refused_fails_fast},
         {"connect to listener succeeds", test_net_connect_to_listener_succeeds},
         {"connect times out on full listener", test_net_connect_times_out_on_full_listener},
