@@ -40,6 +40,17 @@
 /* How long a closing seed waits for the peer to take the blocks still in
  * flight (see linger_close). */
 #define PEER_LINGER_MS 2000
+/* Blocks guessed ahead per read (see read_blocks). A wrong guess puts what
+ * was read past it back into the reader, so they must fit its room. */
+#define PEER_GUESS_MAX 3
+/* After a wrong guess, this many blocks are read one at a time: a peer that
+ * mixes other messages among its blocks (a leecher's HAVEs) then costs a
+ * copy at most once per this many blocks. */
+#define PEER_GUESS_PAUSE 32
+#define PIECE_HDR_LEN 13 /* length, id, index, begin */
+_Static_assert(PEER_GUESS_MAX * (PIECE_HDR_LEN + WIRE_MAX_BLOCK) + NET_LOOKAHEAD <= NET_READER_CAP,
+               "a wrong guess must fit back into the reader");
+_Static_assert(1 + 2 * PEER_GUESS_MAX <= NET_SCATTER_MAX, "one segment per header and block");
 
 struct inflight {
     struct picker_block b;
@@ -72,8 +83,11 @@ struct peer_conn {
     uint32_t told_count;
     uint8_t *up;         /* 13-byte PIECE header + a block, for serving */
     uint64_t up_bytes;   /* reported to the swarm at the end */
-    struct inflight *q;  /* requests in flight, oldest first */
+    struct inflight *q;  /* requests in flight, oldest first: nq of them from q,
+                          * which moves up q_mem as the oldest are answered */
+    struct inflight *q_mem; /* PEER_PIPELINE_MAX entries */
     size_t nq;
+    uint32_t guess_pause; /* blocks to read one by one after a wrong guess */
     struct picker_block *late; /* requests outstanding at the last choke: see on_choke */
     size_t nlate;
     int64_t late_until_ms; /* when `late` goes back to the picker */
@@ -273,6 +287,7 @@ static void give_back_all(struct peer_conn *c)
     for (size_t i = 0; i < c->nq; i++)
         picker_unreserve(c->sh->picker, c->id, &c->q[i].b);
     c->nq = 0;
+    c->q = c->q_mem;
 }
 
 /* Gives the requests outstanding at the last choke back to the picker. */
@@ -298,6 +313,7 @@ static void on_choke(struct peer_conn *c, int64_t now)
         c->late[i] = c->q[i].b;
     c->nlate = c->nq;
     c->nq = 0;
+    c->q = c->q_mem;
     c->late_until_ms = now + PEER_LATE_GRACE_MS;
     c->peer_choking = true;
     c->awaiting = false;
@@ -320,10 +336,24 @@ static bool take_late(struct peer_conn *c, uint32_t piece, uint32_t begin, uint3
     return false;
 }
 
+/* Blocks mostly arrive oldest first: dropping q[0] is then O(1). */
 static void drop_inflight(struct peer_conn *c, size_t i)
 {
-    memmove(&c->q[i], &c->q[i + 1], (c->nq - i - 1) * sizeof c->q[0]);
-    c->nq--;
+    if (i == 0)
+        c->q++;
+    else
+        memmove(&c->q[i], &c->q[i + 1], (c->nq - i - 1) * sizeof c->q[0]);
+    if (--c->nq == 0)
+        c->q = c->q_mem;
+}
+
+/* Room for n more requests at the end of q. */
+static void make_room(struct peer_conn *c, size_t n)
+{
+    if ((size_t)(c->q - c->q_mem) + c->nq + n <= PEER_PIPELINE_MAX)
+        return;
+    memmove(c->q_mem, c->q, c->nq * sizeof c->q[0]);
+    c->q = c->q_mem;
 }
 
 /* Tops the pipeline up towards `depth` requests, up to 64 per call, sent in
@@ -363,6 +393,7 @@ static enum pt_err fill_pipeline(struct peer_conn *c)
         c->awaiting = true;
         c->last_block_ms = now; /* the snub clock starts with the first request */
     }
+    make_room(c, n);
     for (size_t i = 0; i < n; i++) {
         len += wire_put_request(out + len, WIRE_REQUEST, blocks[i].piece, blocks[i].begin,
                                 blocks[i].length);
@@ -486,6 +517,147 @@ static void count_block(struct peer_conn *c, uint32_t len, int64_t now)
                                    now - c->sh->start_ms);
 }
 
+/* A block expected next from this peer, claimed before its bytes arrive. */
+struct guess {
+    struct picker_block b;
+    uint8_t *dst;
+    uint8_t hdr[PIECE_HDR_LEN]; /* where its PIECE header is read to */
+};
+
+/* Guesses that the next blocks to come are the oldest requests, in order:
+ * every client we test answers requests in the order sent. Claims them,
+ * stopping at the first that cannot be (another peer may also be sending it,
+ * in endgame). Returns how many. */
+static size_t claim_guesses(struct peer_conn *c, struct guess *g)
+{
+    if (c->guess_pause > 0) {
+        c->guess_pause--;
+        return 0;
+    }
+    size_t n = 0;
+    for (; n < PEER_GUESS_MAX && n < c->nq; n++) {
+        g[n].b = c->q[n].b;
+        g[n].dst = picker_block_claim_next(c->sh->picker, c->id, &g[n].b);
+        if (!g[n].dst)
+            break;
+    }
+    return n;
+}
+
+/* What the first `have` bytes after the previous block say of a guess: */
+enum guess_state {
+    GUESS_NOTHING, /* no byte of another message yet */
+    GUESS_WAIT,    /* a message has begun that may be the guessed block: the
+                    * rest of it is coming, *more bytes are needed to know */
+    GUESS_WRONG,   /* another message */
+    GUESS_RIGHT,   /* the guessed block, all of it */
+};
+
+static enum guess_state guess_check(const struct guess *g, size_t have, size_t *more)
+{
+    size_t whole = PIECE_HDR_LEN + g->b.length;
+    if (have == 0)
+        return GUESS_NOTHING;
+    if (have < 4) { /* every message starts with its length */
+        *more = 4 - have;
+        return GUESS_WAIT;
+    }
+    if (wire_get_u32(g->hdr) != g->b.length + 9)
+        return GUESS_WRONG;
+    if (have >= PIECE_HDR_LEN) {
+        bool same = g->hdr[4] == WIRE_PIECE && wire_get_u32(g->hdr + 5) == g->b.piece &&
+                    wire_get_u32(g->hdr + 9) == g->b.begin;
+        if (!same)
+            return GUESS_WRONG;
+    }
+    if (have < whole) { /* the message is `whole` bytes long: they will come */
+        *more = whole - have;
+        return GUESS_WAIT;
+    }
+    return GUESS_RIGHT;
+}
+
+/* The bytes of a claimed block are all in: tell the picker, count them,
+ * hash the piece if it is complete. */
+static enum pt_err block_arrived(struct peer_conn *c, const struct picker_block *b)
+{
+    struct picker_piece done;
+    bool complete = picker_block_end(c->sh->picker, c->id, b->piece, b->begin, true, &done);
+    count_block(c, b->length, peer_now_ms());
+    if (complete)
+        finish_piece(c, &done);
+    /* The download limit: wait for tokens before reading more from anyone. */
+    return ratelimit_take(c->sh->down_limit, b->length, c->sh->stop);
+}
+
+/* Reads the payload of block `cur` (claimed; its bytes go to dst) and, in the
+ * same readv() calls, whatever has already arrived of the blocks guessed to
+ * come next: one system call for several blocks, each still read straight
+ * into its place. A guess is checked by its header. A guessed block that has
+ * begun to arrive is read to its end. A wrong guess (another message came
+ * first) gives the bytes read past that point back to the reader, to be
+ * parsed as usual, and its block back to plain "requested". */
+static enum pt_err read_blocks(struct peer_conn *c, struct picker_block cur, uint8_t *dst)
+{
+    struct guess g[PEER_GUESS_MAX];
+    size_t ng = 0;
+    if (net_reader_buffered(c->rd) == 0 && cur.length >= NET_DIRECT_MIN)
+        ng = claim_guesses(c, g);
+    if (ng == 0) {
+        enum pt_err err =
+            net_read_exact(c->rd, dst, cur.length, PEER_MESSAGE_TIMEOUT_MS, c->sh->stop);
+        if (err == PT_OK)
+            return block_arrived(c, &cur);
+        struct picker_piece unused;
+        picker_block_end(c->sh->picker, c->id, cur.piece, cur.begin, false, &unused);
+        return err;
+    }
+    struct iovec iov[1 + 2 * PEER_GUESS_MAX];
+    iov[0] = (struct iovec){dst, cur.length};
+    for (size_t i = 0; i < ng; i++) {
+        iov[1 + 2 * i] = (struct iovec){g[i].hdr, PIECE_HDR_LEN};
+        iov[2 + 2 * i] = (struct iovec){g[i].dst, g[i].b.length};
+    }
+    int n = 1 + 2 * (int)ng;
+    size_t got = 0; /* bytes of the segments filled */
+    enum pt_err err = net_read_scatter(c->rd, iov, n, &got, cur.length, PEER_MESSAGE_TIMEOUT_MS,
+                                       c->sh->stop);
+    if (err != PT_OK) {
+        struct picker_piece unused;
+        picker_block_end(c->sh->picker, c->id, cur.piece, cur.begin, false, &unused);
+    } else {
+        err = block_arrived(c, &cur);
+    }
+    size_t at = cur.length; /* bytes of the segments dealt with */
+    size_t i = 0;
+    while (i < ng && err == PT_OK) {
+        size_t more = 0;
+        enum guess_state st = guess_check(&g[i], got - at, &more);
+        if (st == GUESS_NOTHING)
+            break;
+        if (st == GUESS_WRONG) {
+            log_debug("another message came before block %u+%u: reading %zu bytes again",
+                      g[i].b.piece, g[i].b.begin, got - at);
+            c->guess_pause = PEER_GUESS_PAUSE;
+            break;
+        }
+        if (st == GUESS_WAIT) {
+            err = net_read_scatter(c->rd, iov, n, &got, got + more, PEER_MESSAGE_TIMEOUT_MS,
+                                   c->sh->stop);
+            continue;
+        }
+        at += PIECE_HDR_LEN + g[i].b.length;
+        drop_inflight(c, 0); /* it was the oldest request: the ones before it are in */
+        err = block_arrived(c, &g[i].b);
+        i++;
+    }
+    if (err == PT_OK && at < got && !net_reader_unread(c->rd, iov, n, at, got))
+        err = PT_ERR_PROTOCOL; /* cannot happen: see the _Static_assert above */
+    for (; i < ng; i++)
+        picker_block_unclaim(c->sh->picker, c->id, &g[i].b);
+    return err;
+}
+
 /* PIECE: `len` is the message length after the id byte. */
 static enum pt_err read_piece(struct peer_conn *c, uint32_t len)
 {
@@ -516,16 +688,7 @@ static enum pt_err read_piece(struct peer_conn *c, uint32_t len)
         atomic_fetch_add(&c->sh->counters->wasted, blen);
         return net_read_exact(c->rd, c->scratch, blen, PEER_MESSAGE_TIMEOUT_MS, c->sh->stop);
     }
-    err = net_read_exact(c->rd, dst, blen, PEER_MESSAGE_TIMEOUT_MS, c->sh->stop);
-    struct picker_piece done;
-    bool complete = picker_block_end(c->sh->picker, c->id, index, begin, err == PT_OK, &done);
-    if (err != PT_OK)
-        return err;
-    count_block(c, blen, peer_now_ms());
-    if (complete)
-        finish_piece(c, &done);
-    /* The download limit: wait for tokens before reading more from anyone. */
-    return ratelimit_take(c->sh->down_limit, blen, c->sh->stop);
+    return read_blocks(c, (struct picker_block){index, begin, blen}, dst);
 }
 
 static enum pt_err on_bitfield(struct peer_conn *c, const struct wire_msg *m)
@@ -659,7 +822,7 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->bf_len = wire_bitfield_len(c->sh->meta->piece_count);
     c->bitfield = calloc(1, c->bf_len);
     c->rd = malloc(sizeof *c->rd);
-    c->q = malloc(PEER_PIPELINE_MAX * sizeof *c->q);
+    c->q = c->q_mem = malloc(PEER_PIPELINE_MAX * sizeof *c->q);
     c->late = malloc(PEER_PIPELINE_MAX * sizeof *c->late);
     c->scratch = malloc(WIRE_MAX_BLOCK);
     c->msg = malloc(WIRE_MAX_MESSAGE);
@@ -709,7 +872,7 @@ static void conn_release(struct peer_conn *c)
     }
     free(c->bitfield);
     free(c->rd);
-    free(c->q);
+    free(c->q_mem);
     free(c->late);
     free(c->scratch);
     free(c->msg);

@@ -17,6 +17,15 @@ misbehaves as --mode says:
                requests anyway (blocks already in its send buffer); drops the
                requests that come while it chokes (BEP 3), then unchokes and
                serves as `good` from then on
+  reorder      (not hostile: honest but awkward) serves the real bytes, but
+               holds requests until REORDER_BATCH are in or REORDER_WAIT has
+               passed since the first held one, then answers them, every
+               other batch in reverse order; a HAVE of a random piece comes
+               before every second PIECE and a keep-alive before every third;
+               the batch goes out in writes of random length (1 to
+               REORDER_CUT_MAX bytes) with TCP_NODELAY and 1 ms between them,
+               so the remote's reads end anywhere in a message; a CANCEL
+               drops a held request
 
 --data is the content: for a single-file torrent the file (or a directory
 holding it under the torrent's name); for a multi-file torrent the torrent's
@@ -29,8 +38,9 @@ top directory (or its parent).
 TIME is Unix seconds with milliseconds; EVENT is one of listen, announce-ok,
 announce-failed, connect, handshake-ok, handshake-bad, sent-wrong-hash,
 interested, have I, request I B L, sent-piece I B L, sent-late I B L, choked,
-dropped-while-choked I B L, unchoked (choke-late), sent-oversize, bad-request I B L,
-bad-message, closed-by-remote, closed REASON (we closed: by-us, stop-or-timeout),
+dropped-while-choked I B L, unchoked (choke-late), reordered N and in-order N
+(reorder: a batch of N requests answered), cancelled I B L (reorder: a held request
+dropped), sent-oversize, bad-request I B L, bad-message, closed-by-remote, closed REASON (we closed: by-us, stop-or-timeout),
 exit. handshake-bad says not-plaintext-bittorrent for what is most often an
 MSE-encrypted handshake (libtorrent and aria2c retry with one after a failed
 plaintext one), or info-hash HASH. (conn=N is absent on lines not
@@ -54,9 +64,15 @@ import time
 import urllib.parse
 import urllib.request
 
-MODES = ("good", "wrong-bytes", "oversize", "bad-index", "wrong-hash", "stall", "choke-late")
+MODES = ("good", "wrong-bytes", "oversize", "bad-index", "wrong-hash", "stall", "choke-late",
+         "reorder")
+REAL_BYTES = ("good", "choke-late", "reorder")  # the modes that serve --data
 LATE_BATCH = 8  # choke-late: requests held before the choke
 CHOKE_SECONDS = 0.3  # choke-late: how long it chokes
+REORDER_BATCH = 6  # reorder: requests held before answering them
+REORDER_WAIT = 0.030  # reorder: longest hold (s) of a batch's first request
+REORDER_CUT_MAX = 40000  # reorder: longest write (bytes)
+REORDER_PAUSE = 0.001  # reorder: sleep (s) between two writes
 PSTR = b"BitTorrent protocol"
 MAX_BLOCK = 128 * 1024  # longest request we serve; clients ask for 16 KiB
 MAX_MESSAGE = MAX_BLOCK + 13  # longest message we accept from the remote
@@ -267,7 +283,11 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
             send(sock, message(5, bitfield(torrent)) + message(1))
         answered = False
         held = []  # choke-late: requests not answered yet; None once done
+        batch = Reorder(conn_id, sock, torrent, content, log)
+        if args.mode == "reorder":
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while True:
+            batch.wait()
             (length,) = struct.unpack(">I", recv_exact(sock, 4))
             if length == 0:
                 continue  # keep-alive
@@ -284,6 +304,9 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
             elif msg_id == 6 and length == 13:
                 index, begin, blen = struct.unpack(">III", body[1:])
                 log("request", index, begin, blen, conn=conn_id)
+                if args.mode == "reorder":
+                    batch.add((index, begin, blen))
+                    continue
                 if args.mode == "choke-late" and held is not None:
                     held.append((index, begin, blen))
                     if len(held) == LATE_BATCH:
@@ -292,6 +315,8 @@ def serve(conn_id, sock, args, torrent, content, peer_id, log):
                     continue
                 answered = answer(conn_id, sock, args, torrent, content, log,
                                   index, begin, blen, answered)
+            elif msg_id == 8 and length == 13:
+                batch.cancel(struct.unpack(">III", body[1:]))
     except Closed:
         log("closed-by-remote", conn=conn_id)
     except TimeoutError:
@@ -330,6 +355,87 @@ def drop_requests(conn_id, sock, log, seconds):
             log("dropped-while-choked", *struct.unpack(">III", body[1:]), conn=conn_id)
 
 
+class Reorder:
+    """reorder: the requests held (in arrival order) and when they are due.
+    Empty, as in every other mode, it does nothing."""
+
+    def __init__(self, conn_id, sock, torrent, content, log):
+        self.conn_id, self.sock, self.torrent, self.content, self.log = (
+            conn_id, sock, torrent, content, log)
+        self.held = []
+        self.due = 0.0  # monotonic time the held batch must go out
+        self.blocks = 0  # blocks sent on this connection
+        self.batches = 0  # batches answered on this connection
+        self.rng = random.Random(conn_id)  # the same cuts on every run
+
+    def add(self, req):
+        if not self.held:
+            self.due = time.monotonic() + REORDER_WAIT
+        self.held.append(req)
+        if len(self.held) == REORDER_BATCH:
+            self.flush()
+
+    def cancel(self, req):
+        if req in self.held:
+            self.held.remove(req)
+            self.log("cancelled", *req, conn=self.conn_id)
+
+    def wait(self):
+        """Before a read: answers the batch if nothing arrives before it is
+        due (a message that has begun to arrive is read first)."""
+        if not self.held:
+            return
+        left = max(0.0, self.due - time.monotonic())
+        ready, _, _ = select.select([self.sock], [], [], left)
+        if not ready:
+            self.flush()
+
+    def flush(self):
+        """Every other batch in reverse order; all of it as one byte stream
+        cut at random places (see send_cut)."""
+        n, batch, self.held = len(self.held), self.held, []
+        self.batches += 1
+        if self.batches % 2:
+            batch = batch[::-1]
+        stream = b""
+        for index, begin, blen in batch:
+            if not valid_request(self.torrent, index, begin, blen):
+                self.log("bad-request", index, begin, blen, conn=self.conn_id)
+                continue
+            stream += self.block_bytes(index, begin, blen)
+            self.log("sent-piece", index, begin, blen, conn=self.conn_id)
+        self.send_cut(stream)
+        self.log("reordered" if self.batches % 2 else "in-order", n, conn=self.conn_id)
+
+    def block_bytes(self, index, begin, blen):
+        """A PIECE, after a HAVE of a random piece every second block and a
+        keep-alive every third."""
+        self.blocks += 1
+        out = b""
+        if self.blocks % 2 == 0:
+            out += message(4, struct.pack(">I", self.rng.randrange(self.torrent.piece_count)))
+        if self.blocks % 3 == 0:
+            out += bytes(4)
+        data = self.content.read(index * self.torrent.piece_length + begin, blen)
+        return out + message(7, struct.pack(">II", index, begin) + data)
+
+    def send_cut(self, stream):
+        """Writes stream in pieces of 1..REORDER_CUT_MAX bytes, REORDER_PAUSE
+        apart (TCP_NODELAY is on), so the remote's reads end anywhere: inside
+        a header, inside a block, just after one."""
+        at = 0
+        while at < len(stream):
+            cut = self.rng.randint(1, REORDER_CUT_MAX)
+            send(self.sock, stream[at:at + cut])
+            at += cut
+            time.sleep(REORDER_PAUSE)
+
+
+def valid_request(torrent, index, begin, blen):
+    return (0 <= index < torrent.piece_count and 0 < blen <= MAX_BLOCK
+            and begin + blen <= torrent.piece_size(index))
+
+
 def answer(conn_id, sock, args, torrent, content, log, index, begin, blen, answered):
     """Acts on one REQUEST as the mode says; returns whether we answered."""
     mode = args.mode
@@ -341,11 +447,10 @@ def answer(conn_id, sock, args, torrent, content, log, index, begin, blen, answe
             send(sock, struct.pack(">IB", 0x7fffffff, 7) + bytes(16384))
             log("sent-oversize", conn=conn_id)
         return True
-    if not (0 <= index < torrent.piece_count and 0 < blen <= MAX_BLOCK
-            and begin + blen <= torrent.piece_size(index)):
+    if not valid_request(torrent, index, begin, blen):
         log("bad-request", index, begin, blen, conn=conn_id)
         return answered
-    if mode in ("good", "choke-late"):
+    if mode in REAL_BYTES:
         data = content.read(index * torrent.piece_length + begin, blen)
     else:
         data = random.randbytes(blen)
@@ -371,7 +476,7 @@ def main():
 
     torrent = Torrent(args.torrent)
     content = Content(torrent, args.data)
-    if args.mode in ("good", "choke-late"):
+    if args.mode in REAL_BYTES:
         missing = [p for p in content.paths if not os.path.isfile(p)]
         if missing:
             ap.error(f"--data: missing {missing[0]}")
