@@ -549,28 +549,24 @@ enum guess_state {
     GUESS_NOTHING, /* no byte of another message yet */
     GUESS_WAIT,    /* a message has begun that may be the guessed block: the
                     * rest of it is coming, *more bytes are needed to know */
-    GUESS_WRONG,   /* another message */
+    GUESS_WRONG,   /* another message, or another block */
     GUESS_RIGHT,   /* the guessed block, all of it */
 };
 
 static enum guess_state guess_check(const struct guess *g, size_t have, size_t *more)
 {
     size_t whole = PIECE_HDR_LEN + g->b.length;
+    uint8_t want[PIECE_HDR_LEN];
+    wire_put_piece_header(want, g->b.piece, g->b.begin, g->b.length);
     if (have == 0)
         return GUESS_NOTHING;
+    if (memcmp(g->hdr, want, have < PIECE_HDR_LEN ? have : PIECE_HDR_LEN) != 0)
+        return GUESS_WRONG;
     if (have < 4) { /* every message starts with its length */
         *more = 4 - have;
         return GUESS_WAIT;
     }
-    if (wire_get_u32(g->hdr) != g->b.length + 9)
-        return GUESS_WRONG;
-    if (have >= PIECE_HDR_LEN) {
-        bool same = g->hdr[4] == WIRE_PIECE && wire_get_u32(g->hdr + 5) == g->b.piece &&
-                    wire_get_u32(g->hdr + 9) == g->b.begin;
-        if (!same)
-            return GUESS_WRONG;
-    }
-    if (have < whole) { /* the message is `whole` bytes long: they will come */
+    if (have < whole) { /* its length is the guessed block's: `whole` bytes will come */
         *more = whole - have;
         return GUESS_WAIT;
     }
@@ -603,15 +599,6 @@ static enum pt_err read_blocks(struct peer_conn *c, struct picker_block cur, uin
     size_t ng = 0;
     if (net_reader_buffered(c->rd) == 0 && cur.length >= NET_DIRECT_MIN)
         ng = claim_guesses(c, g);
-    if (ng == 0) {
-        enum pt_err err =
-            net_read_exact(c->rd, dst, cur.length, PEER_MESSAGE_TIMEOUT_MS, c->sh->stop);
-        if (err == PT_OK)
-            return block_arrived(c, &cur);
-        struct picker_piece unused;
-        picker_block_end(c->sh->picker, c->id, cur.piece, cur.begin, false, &unused);
-        return err;
-    }
     struct iovec iov[1 + 2 * PEER_GUESS_MAX];
     iov[0] = (struct iovec){dst, cur.length};
     for (size_t i = 0; i < ng; i++) {
@@ -619,9 +606,15 @@ static enum pt_err read_blocks(struct peer_conn *c, struct picker_block cur, uin
         iov[2 + 2 * i] = (struct iovec){g[i].dst, g[i].b.length};
     }
     int n = 1 + 2 * (int)ng;
-    size_t got = 0; /* bytes of the segments filled */
-    enum pt_err err = net_read_scatter(c->rd, iov, n, &got, cur.length, PEER_MESSAGE_TIMEOUT_MS,
-                                       c->sh->stop);
+    size_t got = cur.length; /* bytes of the segments filled */
+    enum pt_err err;
+    if (ng == 0) {
+        err = net_read_exact(c->rd, dst, cur.length, PEER_MESSAGE_TIMEOUT_MS, c->sh->stop);
+    } else {
+        got = 0;
+        err = net_read_scatter(c->rd, iov, n, &got, cur.length, PEER_MESSAGE_TIMEOUT_MS,
+                               c->sh->stop);
+    }
     if (err != PT_OK) {
         struct picker_piece unused;
         picker_block_end(c->sh->picker, c->id, cur.piece, cur.begin, false, &unused);
