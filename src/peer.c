@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "mse.h"
 #include "net.h"
 #include "sha1.h"
 #include "wire.h"
@@ -141,13 +142,40 @@ static enum pt_err read_handshake(struct peer_conn *c)
     return err;
 }
 
+/* Inbound: a caller that opens with anything but the plain handshake is
+ * tried as an encrypted (MSE) one; see mse.h. Its first 20 bytes are only
+ * looked at: they go back in the reader for whichever handshake follows. */
+static enum pt_err answer_encryption(struct peer_conn *c)
+{
+    uint8_t first[20];
+    enum pt_err err =
+        net_read_exact(c->rd, first, sizeof first, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
+    struct iovec v = {first, sizeof first};
+    if (err != PT_OK || !net_reader_unread(c->rd, &v, 1, 0, sizeof first))
+        return err != PT_OK ? err : PT_ERR_HANDSHAKE; /* 20 bytes just read always fit */
+    if (mse_is_plain(first))
+        return PT_OK;
+    const char *why = NULL;
+    err = mse_accept(c->rd, c->sh->meta->info_hash, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop, &why);
+    if (err != PT_OK) {
+        c->why = why ? why : "encrypted (MSE) handshake failed";
+        c->never_again = err == PT_ERR_HANDSHAKE;
+        return err;
+    }
+    atomic_fetch_add(&c->sh->counters->encrypted_handshakes, 1);
+    log_debug("encrypted (MSE) handshake answered; payload in plain text");
+    return PT_OK;
+}
+
 /* Outbound: we speak first. Inbound: we check who is calling (and for which
  * torrent) before saying anything. */
 static enum pt_err handshake(struct peer_conn *c)
 {
     uint8_t hs[WIRE_HANDSHAKE_LEN];
     wire_handshake_build(hs, c->sh->meta->info_hash, c->sh->peer_id, NULL);
-    enum pt_err err = c->inbound ? read_handshake(c) : PT_OK;
+    enum pt_err err = c->inbound ? answer_encryption(c) : PT_OK;
+    if (err == PT_OK && c->inbound)
+        err = read_handshake(c);
     if (err == PT_OK)
         err = send_bytes(c, hs, sizeof hs);
     if (err == PT_OK && !c->inbound)

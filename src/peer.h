@@ -58,6 +58,7 @@ struct session_counters {
     atomic_uint_fast64_t wasted;     /* duplicate, unrequested or hash-failed bytes */
     atomic_uint_fast64_t uploaded;
     atomic_uint_fast32_t hash_failures;
+    atomic_uint_fast32_t encrypted_handshakes; /* inbound MSE handshakes answered */
     atomic_int_fast64_t first_byte_ms; /* ms since start of the first block; -1 none */
 };
 

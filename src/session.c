@@ -697,6 +697,7 @@ static void init_shared(struct session *s)
     atomic_init(&s->counters.wasted, 0);
     atomic_init(&s->counters.uploaded, 0);
     atomic_init(&s->counters.hash_failures, 0);
+    atomic_init(&s->counters.encrypted_handshakes, 0);
     atomic_init(&s->counters.first_byte_ms, -1);
     make_peer_id(s->shared.peer_id, &s->key);
     s->shared.meta = &s->meta;
@@ -730,6 +731,7 @@ static void write_stats(struct session *s, int rc, int64_t end_ms)
         .uploaded = atomic_load(&s->counters.uploaded),
         .wasted = atomic_load(&s->counters.wasted),
         .pieces_failed = (uint32_t)atomic_load(&s->counters.hash_failures),
+        .encrypted_handshakes = (uint32_t)atomic_load(&s->counters.encrypted_handshakes),
         .store_cpu_seconds = s->storage ? storage_write_cpu_seconds(s->storage) : -1,
         .peers_known = swarm_known(s->swarm),
         .peers_max_connected = s->max_connected,

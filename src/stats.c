@@ -75,7 +75,8 @@ void stats_format(const struct stats_report *r, struct buf *out)
                (unsigned long long)r->wasted);
     buf_printf(out, ",\"pieces_failed\":%u,\"peers_known\":%zu,\"peers_connected_max\":%zu",
                r->pieces_failed, r->peers_known, r->peers_max_connected);
-    buf_printf(out, ",\"peers_used\":%zu", used);
+    buf_printf(out, ",\"peers_used\":%zu,\"encrypted_handshakes\":%u", used,
+               r->encrypted_handshakes);
     buf_printf(out, ",\"cpu_user_seconds\":%.3f,\"cpu_system_seconds\":%.3f",
                tv_seconds(ru.ru_utime), tv_seconds(ru.ru_stime));
     if (r->store_cpu_seconds >= 0)

@@ -23,6 +23,7 @@ struct stats_report {
     double complete_seconds;     /* < 0: not complete */
     uint64_t downloaded, uploaded, wasted;
     uint32_t pieces_failed;
+    uint32_t encrypted_handshakes; /* inbound MSE handshakes answered */
     double store_cpu_seconds;    /* CPU inside write calls; < 0: unknown */
     size_t peers_known, peers_max_connected;
     const struct swarm_peer_stats *peers;

@@ -470,6 +470,7 @@ static const char *const report_keys[] = {
     "peers_known",
     "peers_connected_max",
     "peers_used",
+    "encrypted_handshakes",
     "cpu_user_seconds",
     "cpu_system_seconds",
     "cpu_store_seconds",
@@ -524,6 +525,7 @@ static void fixture_init(struct fixture *f)
         .uploaded = 4294967296ULL,
         .wasted = 32768,
         .pieces_failed = 2,
+        .encrypted_handshakes = 3,
         .store_cpu_seconds = 0.75,
         .peers_known = 3,
         .peers_max_connected = 2,
@@ -708,6 +710,7 @@ static void test_stats_format_reports_every_field(void)
     CU_ASSERT(has_uint(root, "peers_known", 3));
     CU_ASSERT(has_uint(root, "peers_connected_max", 2));
     CU_ASSERT(has_uint(root, "peers_used", 1)); /* only the first peer sent data */
+    CU_ASSERT(has_uint(root, "encrypted_handshakes", 3));
     CU_ASSERT(has_num(root, "cpu_store_seconds", 0.75, 0.0005));
     check_rusage(root);
     jv_free(root);

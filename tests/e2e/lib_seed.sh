@@ -135,18 +135,19 @@ make_tree() {
 
 # ---- other clients as leechers -------------------------------------------------
 
-# aria2_leech NAME TORRENT OUT_DIR SECS: aria2c downloads TORRENT into
-# OUT_DIR (finding its peers through the torrent's tracker) and exits at
-# completion (--seed-time=0), within SECS; its log is $E2E_TMP/NAME.log.
-# Returns aria2c's exit code.
+# aria2_leech NAME TORRENT OUT_DIR SECS [ARIA2C_OPTION...]: aria2c downloads
+# TORRENT into OUT_DIR (finding its peers through the torrent's tracker) and
+# exits at completion (--seed-time=0), within SECS; its log is
+# $E2E_TMP/NAME.log. Returns aria2c's exit code.
 aria2_leech() {
     local name=$1 torrent=$2 out=$3 secs=$4 rc=0
+    shift 4
     mkdir -p "$out"
     run_waited "$secs" aria2c --enable-dht=false --enable-dht6=false --bt-enable-lpd=false \
         --enable-peer-exchange=false --interface=127.0.0.1 --disable-ipv6=true \
         --listen-port="$(free_port)" --seed-time=0 --dir="$out" \
         --console-log-level=notice --summary-interval=0 --file-allocation=none \
-        --bt-stop-timeout="$secs" --bt-tracker-interval=5 \
+        --bt-stop-timeout="$secs" --bt-tracker-interval=5 "$@" \
         "$torrent" >"$E2E_TMP/$name.log" 2>&1 || rc=$?
     return "$rc"
 }

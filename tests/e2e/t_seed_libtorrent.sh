@@ -4,7 +4,8 @@
 #  1. a multi-file torrent (~8 MiB: nested directories, an empty file, pieces
 #     that span files) to scripts/lt_swarm.py leech, told ptorrent's port:
 #     the tree is byte-identical, ptorrent's stats account for every byte it
-#     sent, and SIGINT then stops the seed (exit 130);
+#     sent, and SIGINT then stops the seed (exit 130); libtorrent dials with
+#     an encrypted (MSE) handshake by default, and ptorrent answers it;
 #  2. a single file (8 MiB and a partial piece) seeded with --seed-ratio 1.0
 #     to a libtorrent leecher that reads at 2 MiB/s: ptorrent must exit 0 by
 #     itself after one copy, and that copy must reach the leecher whole (the
@@ -57,6 +58,7 @@ stats_ok "$J" "s['bytes_uploaded'] >= $SIZE and s['bytes_downloaded'] == 0" \
 stats_ok "$J" "max(p['uploaded'] for p in s['peers']) >= $SIZE" "one peer (libtorrent) got every byte"
 stats_ok "$J" "sum(p['uploaded'] for p in s['peers']) == s['bytes_uploaded']" "per-peer uploads add up"
 stats_ok "$J" 'not any(p["banned"] for p in s["peers"])' "nobody banned"
+stats_ok "$J" "s['encrypted_handshakes'] >= 1" "libtorrent's encrypted handshake answered"
 # Serving leaves the seed's data as it was.
 assert_tree_eq "$SEED/tree" "$E2E_TMP/tree-out/tree"
 log "tree: uploaded $(stats_get "$J" 's["bytes_uploaded"]') of $SIZE bytes"
