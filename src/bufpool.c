@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BUFPOOL_WAIT_SLICE_MS 200
 #define BUFPOOL_ALIGN ((size_t)2 << 20) /* a huge page on x86-64 and arm64 */
@@ -58,6 +59,19 @@ struct bufpool *bufpool_new(size_t size, size_t count)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->returned, NULL);
     return p;
+}
+
+void bufpool_prefault(struct bufpool *p, size_t count)
+{
+    assert(p->allocated == 0); /* the pages are written: no buffer may be in use */
+    size_t bytes = (count < p->count ? count : p->count) * p->size;
+#ifdef MADV_POPULATE_WRITE
+    if (madvise(p->arena, bytes, MADV_POPULATE_WRITE) == 0) /* Linux 5.14: no loop */
+        return;
+#endif
+    long page = sysconf(_SC_PAGESIZE);
+    for (size_t off = 0; off < bytes; off += page > 0 ? (size_t)page : 4096)
+        ((volatile uint8_t *)p->arena)[off] = 0;
 }
 
 void bufpool_free(struct bufpool *p)

@@ -25,6 +25,12 @@ struct bufpool;
 
 /* `count` buffers of `size` bytes at most. NULL on no memory or count 0. */
 struct bufpool *bufpool_new(size_t size, size_t count);
+/* Backs the first `count` buffers (at most all) with memory now, before
+ * any is handed out: a download's memory is then fixed from its start, the
+ * same for every torrent of at least `count` pieces, and the page faults are
+ * taken here rather than in the peer threads' first reads. */
+void bufpool_prefault(struct bufpool *p, size_t count);
+
 /* Frees every buffer. All must have been put back. NULL is a no-op. */
 void bufpool_free(struct bufpool *p);
 

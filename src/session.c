@@ -625,6 +625,8 @@ static int make_parts(struct session *s)
                                                   on_piece_written, s)
                                      : NULL;
     if (s->writer) {
+        /* As many buffers as pieces still missing could be in flight at once. */
+        bufpool_prefault(s->buffers, s->meta.piece_count - picker_pieces_on_disk(s->picker));
         picker_set_pool(s->picker, s->buffers);
         writer_set_release(s->writer, give_back_buffer, s->buffers);
     }

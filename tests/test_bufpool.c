@@ -6,7 +6,9 @@
  * waits for a put, or gives up with NULL once the stop flag is set; and a
  * stress test (run it under TSan) where eight threads share three buffers,
  * each filling its buffer with its own pattern and checking nobody else
- * wrote to it while it was held.
+ * wrote to it while it was held. bufpool_prefault backs the buffers it is
+ * asked for with memory (mincore says their pages are resident), and only
+ * those.
  */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
@@ -15,8 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bufpool.h"
 
@@ -138,6 +143,46 @@ static void test_bufpool_allocates_lazily(void)
     bufpool_put(p, b);
     CU_ASSERT_EQUAL(bufpool_allocated(p), 1); /* kept for reuse, not freed */
     CU_ASSERT_EQUAL(bufpool_in_use(p), 0);
+    bufpool_free(p);
+}
+
+/* Resident pages of [b, b + len), by mincore (b page-aligned). */
+static size_t resident_pages(uint8_t *b, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, count = 0;
+#if defined(__linux__)
+    unsigned char *vec = malloc(n);
+#else
+    char *vec = malloc(n);
+#endif
+    CU_ASSERT_PTR_NOT_NULL_FATAL(vec);
+    CU_ASSERT_EQUAL(mincore(b, len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        count += vec[i] & 1;
+    free(vec);
+    return count;
+}
+
+/* 8 MiB buffers: an arena this large is a fresh mapping (malloc's mmap
+ * threshold is at most 32 MiB), so no page of it is resident before. */
+static void test_bufpool_prefault_backs_the_buffers(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = (size_t)8 << 20;
+    struct bufpool *p = bufpool_new(size, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    bufpool_prefault(p, 2);
+    uint8_t *b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = bufpool_try_get(p);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b[i]);
+    }
+    /* Checked before anything here writes to them. */
+    CU_ASSERT_EQUAL(resident_pages(b[0], size), size / page);
+    CU_ASSERT_EQUAL(resident_pages(b[1], size), size / page);
+    CU_ASSERT_EQUAL(resident_pages(b[2], size), 0); /* not asked for */
+    CU_ASSERT_EQUAL(bufpool_allocated(p), 3); /* prefaulting handed nothing out */
+    for (int i = 0; i < 3; i++)
+        bufpool_put(p, b[i]);
     bufpool_free(p);
 }
 
@@ -412,6 +457,7 @@ int test_bufpool_register(void)
     } tests[] = {
         {"new with count zero is NULL", test_bufpool_new_with_count_zero_is_null},
         {"allocates lazily", test_bufpool_allocates_lazily},
+        {"prefault backs the buffers", test_bufpool_prefault_backs_the_buffers},
         {"try_get hands out at most count", test_bufpool_try_get_hands_out_at_most_count},
         {"buffers do not overlap", test_bufpool_buffers_do_not_overlap},
         {"new refuses a size that overflows", test_bufpool_new_refuses_a_size_that_overflows},
