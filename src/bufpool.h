@@ -7,9 +7,9 @@
  * pool means no malloc per piece and a hard ceiling on memory: when every
  * buffer is in use, no new piece starts until the writer returns one.
  *
- * The pool's memory is one block, reserved at once but backed by the OS
- * only as buffers are first handed out (a small torrent never touches the
- * whole pool), and freed only by bufpool_free. Locking: one mutex and one
+ * The pool's memory is one block, reserved at once, backed by the OS as
+ * buffers are first handed out or all at once by bufpool_prefault, and
+ * freed only by bufpool_free. Locking: one mutex and one
  * condition variable inside; never held across anything but the free list.
  * Any thread.
  */
