@@ -1,13 +1,18 @@
 /*
  * support: helpers shared by the CUnit suites (not a suite itself).
- * Temporary directories for tests that touch the file system, and the
- * storage write-call check of the storage and writer suites.
+ * The monotonic clock and sleeps for tests that time things, temporary
+ * directories for tests that touch the file system, and the storage
+ * write-call check of the storage and writer suites.
  */
 #ifndef PT_TEST_SUPPORT_H
 #define PT_TEST_SUPPORT_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* Milliseconds on the monotonic clock, and a sleep of ms milliseconds. */
+int64_t now_ms(void);
+void sleep_ms(long ms);
 
 /* A new directory /tmp/pt_<tag>_XXXXXX (caller frees the returned path);
  * fails the current test fatally if it cannot be made. */

@@ -24,23 +24,11 @@
 #include <unistd.h>
 
 #include "bufpool.h"
+#include "support.h"
 
 #define BUF_SIZE 1024 /* bytes; small so the stress test fills and checks quickly */
 
 /* ---- helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Puts `buf` back into `pool` after `delay_ms`, from its own thread. */
 struct late_put {

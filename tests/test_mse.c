@@ -33,6 +33,7 @@
 #include "mse.h"
 #include "net.h"
 #include "sha1.h"
+#include "support.h"
 
 #define VC_LEN 8
 #define SELECT_LEN (VC_LEN + 4 + 2) /* B's reply: VC, crypto_select, len(PadD) */
@@ -55,19 +56,6 @@ static const uint8_t OTHER_TORRENT[20] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x
                                           0xff, 0x01, 0x02, 0x03, 0x04, 0x06};
 
 /* ---- helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Deterministic noise for pads and garbage (xorshift32; seed non-zero). */
 static void fill_noise(uint8_t *p, size_t len, uint32_t seed)

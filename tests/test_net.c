@@ -21,23 +21,11 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "support.h"
 
 #define BIG_LEN (4u << 20)
 
 /* ---- helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static uint8_t pattern(size_t i)
 {

@@ -117,19 +117,6 @@ static bool files_hold_pattern(const struct torrent *t, const char *dir)
     return all;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* What on_written saw, plus an optional gate that holds the writer thread
  * inside the callback until the test opens it. */
 struct seen {
