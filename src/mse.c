@@ -10,7 +10,6 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sha1.h"
 
@@ -113,11 +112,6 @@ bool mse_dh_secret(const uint8_t priv[MSE_PRIVATE_LEN], const uint8_t peer_pub[M
     return mod_exp(peer_pub, MSE_KEY_LEN, priv, true, secret_out);
 }
 
-bool mse_is_plain(const uint8_t first[20])
-{
-    return first[0] == 19 && memcmp(first + 1, "BitTorrent protocol", 19) == 0;
-}
-
 /* ---- answering ------------------------------------------------------------- */
 
 struct answer {
@@ -127,33 +121,21 @@ struct answer {
     const char *why;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads exactly len bytes before the exchange's deadline. net_read_exact's
- * budget is for a pause between bytes, so it is asked for one byte at a time
- * when nothing is buffered (a read fills the buffer with what has come), and
- * for what is buffered otherwise: the deadline is checked between. */
+/* Reads exactly len bytes before the exchange's deadline. */
 static enum pt_err take(struct answer *a, void *dst, size_t len)
 {
-    uint8_t *out = dst;
-    while (len > 0) {
-        int64_t left = a->deadline_ms - now_ms();
-        if (left <= 0)
-            return a->why = "MSE handshake too slow", PT_ERR_TIMEOUT;
-        size_t have = net_reader_buffered(a->r);
-        size_t n = have == 0 ? 1 : have < len ? have : len;
-        enum pt_err err = net_read_exact(a->r, out, n, (int)left, a->stop);
-        if (err != PT_OK)
-            return err;
-        out += n;
-        len -= n;
-    }
-    return PT_OK;
+    enum pt_err err = net_read_exact_by(a->r, dst, len, a->deadline_ms, a->stop);
+    if (err == PT_ERR_TIMEOUT)
+        a->why = "MSE handshake too slow";
+    return err;
+}
+
+/* What is left of the deadline for a write (at least 1 ms: net_write_all
+ * then tries once). */
+static int left_ms(const struct answer *a)
+{
+    int64_t left = a->deadline_ms - net_now_ms();
+    return left < 1 ? 1 : left < INT32_MAX ? (int)left : INT32_MAX;
 }
 
 static enum pt_err refuse(struct answer *a, const char *why)
@@ -177,9 +159,7 @@ static enum pt_err exchange_keys(struct answer *a, uint8_t secret[MSE_KEY_LEN])
         return refuse(a, "MSE: no random padding (OpenSSL failed)");
     if (!mse_dh_secret(priv, ya, secret))
         return refuse(a, "MSE: the caller's public key is out of range");
-    int64_t left = a->deadline_ms - now_ms();
-    return net_write_all(a->r->fd, out, MSE_KEY_LEN + (size_t)pad, left > 0 ? (int)left : 1,
-                         a->stop);
+    return net_write_all(a->r->fd, out, MSE_KEY_LEN + (size_t)pad, left_ms(a), a->stop);
 }
 
 /* Skips PadA: reads until HASH("req1", S) has gone by, at most PadA's limit
@@ -272,14 +252,13 @@ static enum pt_err send_select(struct answer *a, struct mse_rc4 *out)
     uint8_t msg[MSE_VC_LEN + 4 + 2] = {0};
     msg[MSE_VC_LEN + 3] = MSE_CRYPTO_PLAIN;
     mse_rc4_crypt(out, msg, sizeof msg);
-    int64_t left = a->deadline_ms - now_ms();
-    return net_write_all(a->r->fd, msg, sizeof msg, left > 0 ? (int)left : 1, a->stop);
+    return net_write_all(a->r->fd, msg, sizeof msg, left_ms(a), a->stop);
 }
 
-enum pt_err mse_accept(struct net_reader *r, const uint8_t info_hash[20], int budget_ms,
+enum pt_err mse_accept(struct net_reader *r, const uint8_t info_hash[20], int64_t deadline_ms,
                        const atomic_bool *stop, const char **why_out)
 {
-    struct answer a = {r, now_ms() + budget_ms, stop, NULL};
+    struct answer a = {r, deadline_ms, stop, NULL};
     uint8_t secret[MSE_KEY_LEN];
     struct mse_rc4 in, out;
     uint32_t provide = 0;
@@ -294,7 +273,7 @@ enum pt_err mse_accept(struct net_reader *r, const uint8_t info_hash[20], int bu
     if (err == PT_OK)
         err = read_offer(&a, &in, &provide);
     if (err == PT_OK && !(provide & MSE_CRYPTO_PLAIN))
-        err = refuse(&a, "MSE: the caller wants RC4 payload encryption, which ptorrent does not do");
+        err = refuse(&a, "MSE: the caller wants RC4 for the payload, which ptorrent does not do");
     if (err == PT_OK)
         err = send_select(&a, &out);
     if (why_out)

@@ -69,17 +69,14 @@ bool mse_dh_keypair(uint8_t priv_out[MSE_PRIVATE_LEN], uint8_t pub_out[MSE_KEY_L
 bool mse_dh_secret(const uint8_t priv[MSE_PRIVATE_LEN], const uint8_t peer_pub[MSE_KEY_LEN],
                    uint8_t secret_out[MSE_KEY_LEN]);
 
-/* True if the first 20 bytes a caller sent open a plain BitTorrent
- * handshake ("\x13BitTorrent protocol"), so no MSE. */
-bool mse_is_plain(const uint8_t first[20]);
-
 /* Answers an MSE handshake on fd for the torrent info_hash. The reader holds
  * (or will receive) the caller's Ya. On PT_OK plain text was selected and the
  * reader holds the decrypted IA followed by whatever else came: read the
- * BitTorrent handshake from it as usual. Each wait has budget_ms. Errors:
+ * BitTorrent handshake from it as usual. The whole exchange must end by
+ * deadline_ms (net_now_ms() time). Errors:
  * PT_ERR_HANDSHAKE (no sync, another torrent, bad VC, RC4 only, over-long
  * pad or IA; *why_out says which), timeouts, PT_ERR_CLOSED, PT_ERR_STOPPED. */
-enum pt_err mse_accept(struct net_reader *r, const uint8_t info_hash[20], int budget_ms,
+enum pt_err mse_accept(struct net_reader *r, const uint8_t info_hash[20], int64_t deadline_ms,
                        const atomic_bool *stop, const char **why_out);
 
 #endif

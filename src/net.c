@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* MSG_NOSIGNAL is Linux/FreeBSD; elsewhere SO_NOSIGPIPE (set in net_tune) or
@@ -227,6 +228,36 @@ enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budg
         } else if (err != PT_OK) {
             return err;
         }
+    }
+    return PT_OK;
+}
+
+int64_t net_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asks net_read_exact for one byte when nothing is buffered (the recv takes
+ * in whatever has come) and for what is buffered otherwise, checking the
+ * deadline between. */
+enum pt_err net_read_exact_by(struct net_reader *r, void *dst, size_t len, int64_t deadline_ms,
+                              const atomic_bool *stop)
+{
+    uint8_t *out = dst;
+    while (len > 0) {
+        int64_t left = deadline_ms - net_now_ms();
+        if (left <= 0)
+            return PT_ERR_TIMEOUT;
+        size_t have = net_reader_buffered(r);
+        size_t n = have == 0 ? 1 : have < len ? have : len;
+        int budget = left < INT32_MAX ? (int)left : INT32_MAX;
+        enum pt_err err = net_read_exact(r, out, n, budget, stop);
+        if (err != PT_OK)
+            return err;
+        out += n;
+        len -= n;
     }
     return PT_OK;
 }

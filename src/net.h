@@ -87,6 +87,16 @@ enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
 enum pt_err net_read_exact(struct net_reader *r, void *dst, size_t len, int budget_ms,
                            const atomic_bool *stop);
 
+/* The monotonic clock, in milliseconds, that deadlines below are on. */
+int64_t net_now_ms(void);
+
+/* net_read_exact with one deadline (net_now_ms() time) for all len bytes
+ * instead of a budget per pause, so a sender trickling a byte at a time
+ * cannot hold the reader longer; it may overrun by one NET_IO_SLICE_MS. For
+ * handshakes, whose bytes all come at once from any honest peer. */
+enum pt_err net_read_exact_by(struct net_reader *r, void *dst, size_t len, int64_t deadline_ms,
+                              const atomic_bool *stop);
+
 /* Reads straight into the segments iov[0..n) (n <= NET_SCATTER_MAX), whose
  * first *filled bytes are in already, on from there in order, then at most
  * NET_LOOKAHEAD bytes beyond them into the buffer, which must be empty.

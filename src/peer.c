@@ -48,8 +48,8 @@
  * mixes other messages among its blocks (a leecher's HAVEs) then costs a
  * copy at most once per this many blocks. */
 #define PEER_GUESS_PAUSE 32
-#define PIECE_HDR_LEN 13 /* length, id, index, begin */
-_Static_assert(PEER_GUESS_MAX * (PIECE_HDR_LEN + WIRE_MAX_BLOCK) + NET_LOOKAHEAD <= NET_READER_CAP,
+_Static_assert(PEER_GUESS_MAX * (WIRE_PIECE_HEADER_LEN + WIRE_MAX_BLOCK) + NET_LOOKAHEAD <=
+                   NET_READER_CAP,
                "a wrong guess must fit back into the reader");
 _Static_assert(1 + 2 * PEER_GUESS_MAX <= NET_SCATTER_MAX, "one segment per header and block");
 
@@ -82,7 +82,7 @@ struct peer_conn {
     uint8_t *told;       /* pieces we have announced (bitfield or HAVE) */
     uint8_t *have_now;   /* scratch: our bitfield, copied from the picker */
     uint32_t told_count;
-    uint8_t *up;         /* 13-byte PIECE header + a block, for serving */
+    uint8_t *up;         /* a PIECE header + a block, for serving */
     uint64_t up_bytes;   /* reported to the swarm at the end */
     struct inflight *q;  /* requests in flight, oldest first: nq of them from q,
                           * which moves up q_mem as the oldest are answered */
@@ -125,10 +125,10 @@ static enum pt_err send_simple(struct peer_conn *c, enum wire_id id)
 }
 
 /* Reads and checks the peer's handshake. */
-static enum pt_err read_handshake(struct peer_conn *c)
+static enum pt_err read_handshake(struct peer_conn *c, int64_t deadline_ms)
 {
     uint8_t hs[WIRE_HANDSHAKE_LEN];
-    enum pt_err err = net_read_exact(c->rd, hs, sizeof hs, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
+    enum pt_err err = net_read_exact_by(c->rd, hs, sizeof hs, deadline_ms, c->sh->stop);
     if (err == PT_OK)
         err = wire_handshake_parse(hs, c->sh->meta->info_hash, NULL, NULL);
     if (err == PT_ERR_HANDSHAKE) {
@@ -145,18 +145,17 @@ static enum pt_err read_handshake(struct peer_conn *c)
 /* Inbound: a caller that opens with anything but the plain handshake is
  * tried as an encrypted (MSE) one; see mse.h. Its first 20 bytes are only
  * looked at: they go back in the reader for whichever handshake follows. */
-static enum pt_err answer_encryption(struct peer_conn *c)
+static enum pt_err answer_encryption(struct peer_conn *c, int64_t deadline_ms)
 {
     uint8_t first[20];
-    enum pt_err err =
-        net_read_exact(c->rd, first, sizeof first, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop);
+    enum pt_err err = net_read_exact_by(c->rd, first, sizeof first, deadline_ms, c->sh->stop);
     struct iovec v = {first, sizeof first};
     if (err != PT_OK || !net_reader_unread(c->rd, &v, 1, 0, sizeof first))
         return err != PT_OK ? err : PT_ERR_HANDSHAKE; /* 20 bytes just read always fit */
-    if (mse_is_plain(first))
+    if (wire_is_handshake_start(first))
         return PT_OK;
     const char *why = NULL;
-    err = mse_accept(c->rd, c->sh->meta->info_hash, PEER_HANDSHAKE_TIMEOUT_MS, c->sh->stop, &why);
+    err = mse_accept(c->rd, c->sh->meta->info_hash, deadline_ms, c->sh->stop, &why);
     if (err != PT_OK) {
         c->why = why ? why : "encrypted (MSE) handshake failed";
         c->never_again = err == PT_ERR_HANDSHAKE;
@@ -168,18 +167,20 @@ static enum pt_err answer_encryption(struct peer_conn *c)
 }
 
 /* Outbound: we speak first. Inbound: we check who is calling (and for which
- * torrent) before saying anything. */
+ * torrent) before saying anything. One deadline for all of it: a peer that
+ * trickles its bytes cannot hold the thread longer. */
 static enum pt_err handshake(struct peer_conn *c)
 {
+    int64_t deadline_ms = net_now_ms() + PEER_HANDSHAKE_TIMEOUT_MS;
     uint8_t hs[WIRE_HANDSHAKE_LEN];
     wire_handshake_build(hs, c->sh->meta->info_hash, c->sh->peer_id, NULL);
-    enum pt_err err = c->inbound ? answer_encryption(c) : PT_OK;
+    enum pt_err err = c->inbound ? answer_encryption(c, deadline_ms) : PT_OK;
     if (err == PT_OK && c->inbound)
-        err = read_handshake(c);
+        err = read_handshake(c, deadline_ms);
     if (err == PT_OK)
         err = send_bytes(c, hs, sizeof hs);
     if (err == PT_OK && !c->inbound)
-        err = read_handshake(c);
+        err = read_handshake(c, deadline_ms);
     return err;
 }
 
@@ -285,13 +286,13 @@ static enum pt_err serve_one(struct peer_conn *c)
         return err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     uint64_t offset = (uint64_t)r.piece * c->sh->meta->piece_length + r.begin;
-    err = storage_read(c->sh->storage, offset, c->up + 13, r.length, &ctx);
+    err = storage_read(c->sh->storage, offset, c->up + WIRE_PIECE_HEADER_LEN, r.length, &ctx);
     if (err != PT_OK) {
         log_error("cannot read block for upload: %s", ctx.msg);
         return c->why = "our storage failed", err;
     }
     wire_put_piece_header(c->up, r.piece, r.begin, r.length);
-    err = send_bytes(c, c->up, 13 + (size_t)r.length);
+    err = send_bytes(c, c->up, WIRE_PIECE_HEADER_LEN + (size_t)r.length);
     if (err == PT_OK) {
         c->up_bytes += r.length;
         atomic_fetch_add(&c->link->bytes_to, r.length);
@@ -549,7 +550,7 @@ static void count_block(struct peer_conn *c, uint32_t len, int64_t now)
 struct guess {
     struct picker_block b;
     uint8_t *dst;
-    uint8_t hdr[PIECE_HDR_LEN]; /* where its PIECE header is read to */
+    uint8_t hdr[WIRE_PIECE_HEADER_LEN]; /* where its PIECE header is read to */
 };
 
 /* Guesses that the next blocks to come are the oldest requests, in order:
@@ -583,12 +584,12 @@ enum guess_state {
 
 static enum guess_state guess_check(const struct guess *g, size_t have, size_t *more)
 {
-    size_t whole = PIECE_HDR_LEN + g->b.length;
-    uint8_t want[PIECE_HDR_LEN];
+    size_t whole = WIRE_PIECE_HEADER_LEN + g->b.length;
+    uint8_t want[WIRE_PIECE_HEADER_LEN];
     wire_put_piece_header(want, g->b.piece, g->b.begin, g->b.length);
     if (have == 0)
         return GUESS_NOTHING;
-    if (memcmp(g->hdr, want, have < PIECE_HDR_LEN ? have : PIECE_HDR_LEN) != 0)
+    if (memcmp(g->hdr, want, have < WIRE_PIECE_HEADER_LEN ? have : WIRE_PIECE_HEADER_LEN) != 0)
         return GUESS_WRONG;
     if (have < 4) { /* every message starts with its length */
         *more = 4 - have;
@@ -630,7 +631,7 @@ static enum pt_err read_blocks(struct peer_conn *c, struct picker_block cur, uin
     struct iovec iov[1 + 2 * PEER_GUESS_MAX];
     iov[0] = (struct iovec){dst, cur.length};
     for (size_t i = 0; i < ng; i++) {
-        iov[1 + 2 * i] = (struct iovec){g[i].hdr, PIECE_HDR_LEN};
+        iov[1 + 2 * i] = (struct iovec){g[i].hdr, WIRE_PIECE_HEADER_LEN};
         iov[2 + 2 * i] = (struct iovec){g[i].dst, g[i].b.length};
     }
     int n = 1 + 2 * (int)ng;
@@ -667,7 +668,7 @@ static enum pt_err read_blocks(struct peer_conn *c, struct picker_block cur, uin
                                    c->sh->stop);
             continue;
         }
-        at += PIECE_HDR_LEN + g[i].b.length;
+        at += WIRE_PIECE_HEADER_LEN + g[i].b.length;
         drop_inflight(c, 0); /* it was the oldest request: the ones before it are in */
         err = block_arrived(c, &g[i].b);
         i++;
@@ -850,7 +851,7 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->reqs = malloc(PEER_MAX_QUEUED_REQUESTS * sizeof *c->reqs);
     c->told = calloc(1, c->bf_len);
     c->have_now = calloc(1, c->bf_len);
-    c->up = malloc(13 + WIRE_MAX_BLOCK);
+    c->up = malloc(WIRE_PIECE_HEADER_LEN + WIRE_MAX_BLOCK);
     c->peer_choking = true;
     c->depth = PEER_PIPELINE_START;
     int64_t now = peer_now_ms();

@@ -22,10 +22,15 @@ void wire_handshake_build(uint8_t out[WIRE_HANDSHAKE_LEN], const uint8_t info_ha
     memcpy(out + 48, peer_id, 20);
 }
 
+bool wire_is_handshake_start(const uint8_t first[20])
+{
+    return first[0] == 19 && memcmp(first + 1, protocol, 19) == 0;
+}
+
 enum pt_err wire_handshake_parse(const uint8_t in[WIRE_HANDSHAKE_LEN], const uint8_t info_hash[20],
                                  uint8_t reserved_out[8], uint8_t peer_id_out[20])
 {
-    if (in[0] != 19 || memcmp(in + 1, protocol, 19) != 0)
+    if (!wire_is_handshake_start(in))
         return PT_ERR_HANDSHAKE;
     if (memcmp(in + 28, info_hash, 20) != 0)
         return PT_ERR_HANDSHAKE;
@@ -128,7 +133,8 @@ size_t wire_put_request(uint8_t out[17], enum wire_id id, uint32_t index, uint32
     return 17;
 }
 
-size_t wire_put_piece_header(uint8_t out[13], uint32_t index, uint32_t begin, uint32_t block_len)
+size_t wire_put_piece_header(uint8_t out[WIRE_PIECE_HEADER_LEN], uint32_t index, uint32_t begin,
+                             uint32_t block_len)
 {
     wire_put_u32(out, 9 + block_len);
     out[4] = WIRE_PIECE;

@@ -17,6 +17,8 @@
 #include "errors.h"
 
 #define WIRE_HANDSHAKE_LEN 68
+/* A PIECE message before its block: length, id, index, begin. */
+#define WIRE_PIECE_HEADER_LEN 13
 /* Any length prefix above this closes the connection: a 16 KiB block needs
  * 16 KiB + 9, and a bitfield of 8 million pieces fits in 1 MiB. */
 #define WIRE_MAX_MESSAGE (1u << 20)
@@ -52,6 +54,11 @@ struct wire_msg {
 void wire_handshake_build(uint8_t out[WIRE_HANDSHAKE_LEN], const uint8_t info_hash[20],
                           const uint8_t peer_id[20], const uint8_t reserved[8]);
 
+/* True if the first 20 bytes of a handshake are "\x13BitTorrent protocol":
+ * a plain handshake (a caller that opens with anything else may be trying an
+ * encrypted one, see mse.h). */
+bool wire_is_handshake_start(const uint8_t first[20]);
+
 /* PT_ERR_HANDSHAKE if the protocol string or info hash is wrong. The reserved
  * bits and the peer id are copied out (either out pointer may be NULL). */
 enum pt_err wire_handshake_parse(const uint8_t in[WIRE_HANDSHAKE_LEN], const uint8_t info_hash[20],
@@ -78,8 +85,9 @@ size_t wire_put_have(uint8_t out[9], uint32_t index);
 /* id is WIRE_REQUEST or WIRE_CANCEL */
 size_t wire_put_request(uint8_t out[17], enum wire_id id, uint32_t index, uint32_t begin,
                         uint32_t length);
-/* Only the 13-byte header of a PIECE; the block follows it on the wire. */
-size_t wire_put_piece_header(uint8_t out[13], uint32_t index, uint32_t begin, uint32_t block_len);
+/* Only the header of a PIECE; the block follows it on the wire. */
+size_t wire_put_piece_header(uint8_t out[WIRE_PIECE_HEADER_LEN], uint32_t index, uint32_t begin,
+                             uint32_t block_len);
 /* The 5-byte header of a BITFIELD of nbytes; the bitfield follows it. */
 size_t wire_put_bitfield_header(uint8_t out[5], size_t nbytes);
 

@@ -151,6 +151,37 @@ static void preload_free(struct preloaded *p)
 /* A large read goes straight to its destination and takes only a header's
  * worth (NET_LOOKAHEAD) beyond it into the buffer, so the next payload is
  * read directly too: no block passes through the buffer. */
+/* One deadline for all the bytes: a writer trickling a byte every 40 ms (each
+ * pause far inside a budget per pause) is cut off at the deadline; bytes that
+ * come in time arrive whole and in order. */
+static void test_net_read_exact_by_ends_at_the_deadline(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct slow_writer w = {.fd = fds[1], .len = 25, .chunk = 1, .pause_ms = 40};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&w.thread, NULL, slow_writer_thread_main, &w), 0);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    uint8_t got[25];
+    int64_t t0 = net_now_ms();
+    CU_ASSERT_EQUAL(net_read_exact_by(r, got, 5, t0 + 2000, NULL), PT_OK);
+    bool same = true;
+    for (size_t i = 0; i < 5; i++)
+        same = same && got[i] == pattern(i);
+    CU_ASSERT_TRUE(same);
+    t0 = net_now_ms();
+    /* 20 more bytes take 800 ms: a budget per pause would wait for them all. */
+    CU_ASSERT_EQUAL(net_read_exact_by(r, got, 20, t0 + 300, NULL), PT_ERR_TIMEOUT);
+    int64_t took = net_now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 250);
+    CU_ASSERT_TRUE(took < 700);
+    pthread_join(w.thread, NULL); /* it writes its last bytes into the socket buffer */
+    free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_net_read_exact_large_reads_bypass_buffer(void)
 {
     enum { PAY = 16384, TOTAL = 2 * (NET_LOOKAHEAD + PAY) + 5 };
@@ -687,6 +718,7 @@ int test_net_register(void)
         CU_TestFunc fn;
     } tests[] = {
         {"read exact across small writes", test_net_read_exact_across_small_writes},
+        {"read_exact_by: ends at the deadline", test_net_read_exact_by_ends_at_the_deadline},
         {"read exact: large reads bypass the buffer",
          test_net_read_exact_large_reads_bypass_buffer},
         {"read exact: large read across small writes",

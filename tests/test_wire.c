@@ -50,6 +50,21 @@ static enum pt_err decode_framed(const uint8_t *msg, size_t len, uint32_t piece_
 
 /* ---- handshake ---- */
 
+/* Only the exact "\x13BitTorrent protocol" opens a plain handshake: any
+ * other byte there may be an encrypted (MSE) one. */
+static void test_wire_is_handshake_start_only_for_exact_protocol_string(void)
+{
+    uint8_t first[20];
+    memcpy(first, "\023BitTorrent protocol", 20); /* \023 is 19 */
+    CU_ASSERT_TRUE(wire_is_handshake_start(first));
+    for (size_t i = 0; i < 20; i++) {
+        first[i] ^= 0x20;
+        CU_ASSERT_FALSE(wire_is_handshake_start(first));
+        first[i] ^= 0x20;
+    }
+    CU_ASSERT_TRUE(wire_is_handshake_start(first)); /* the loop put every byte back */
+}
+
 static void test_wire_handshake_round_trip(void)
 {
     uint8_t hash[20], id[20], reserved[8] = {0, 0, 0, 0, 0, 0x10, 0, 0x05};
@@ -422,6 +437,8 @@ int test_wire_register(void)
         const char *name;
         CU_TestFunc fn;
     } tests[] = {
+        {"is_handshake_start only for the exact protocol string",
+         test_wire_is_handshake_start_only_for_exact_protocol_string},
         {"handshake round trip", test_wire_handshake_round_trip},
         {"handshake null reserved is zero", test_wire_handshake_null_reserved_is_zero},
         {"handshake rejects wrong protocol", test_wire_handshake_rejects_wrong_protocol},
