@@ -352,6 +352,11 @@ def cmd_leech(args):
     ti = lt.torrent_info(args.torrent)
     os.makedirs(args.out, exist_ok=True)
     ses = make_session(0)
+    if args.encryption == "forced":
+        # Only encrypted (MSE) handshakes, no plain-text retry; the payload
+        # may still be plain text (allowed_enc_level stays "both").
+        ses.apply_settings({"out_enc_policy": lt.enc_policy.forced,
+                            "in_enc_policy": lt.enc_policy.forced})
     h = add_torrent(ses, ti, args.out)
     say(f"leecher on port {ses.listen_port()}")
     replied = set()
@@ -407,6 +412,8 @@ def main():
     l.add_argument("--out", required=True)
     l.add_argument("--peer", action="append", type=parse_peer, default=[])
     l.add_argument("--timeout", type=float, default=120)
+    l.add_argument("--encryption", choices=("default", "forced"), default="default",
+                   help="forced: dial with encrypted (MSE) handshakes only")
     args = ap.parse_args()
     if args.mode == "seed" and not 1 <= args.count <= SEED_MAX:
         ap.error(f"--count must be 1..{SEED_MAX}")

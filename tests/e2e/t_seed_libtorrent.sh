@@ -4,8 +4,9 @@
 #  1. a multi-file torrent (~8 MiB: nested directories, an empty file, pieces
 #     that span files) to scripts/lt_swarm.py leech, told ptorrent's port:
 #     the tree is byte-identical, ptorrent's stats account for every byte it
-#     sent, and SIGINT then stops the seed (exit 130); libtorrent dials with
-#     an encrypted (MSE) handshake by default, and ptorrent answers it;
+#     sent, and SIGINT then stops the seed (exit 130); the leecher is told to
+#     use encrypted (MSE) handshakes only (by default libtorrent alternates
+#     between MSE and plain per attempt), so ptorrent must answer one;
 #  2. a single file (8 MiB and a partial piece) seeded with --seed-ratio 1.0
 #     to a libtorrent leecher that reads at 2 MiB/s: ptorrent must exit 0 by
 #     itself after one copy, and that copy must reach the leecher whole (the
@@ -40,7 +41,7 @@ ot_wait_seeders "$IH" 1
 t0=$(now)
 rc=0
 run_waited 90 "$PY" "$E2E_SCRIPTS/lt_swarm.py" leech --torrent "$E2E_TMP/tree.torrent" \
-    --out "$E2E_TMP/tree-out" --peer "127.0.0.1:$PTS_PORT" --timeout 80 \
+    --out "$E2E_TMP/tree-out" --peer "127.0.0.1:$PTS_PORT" --timeout 80 --encryption forced \
     >"$E2E_TMP/lt-tree.log" 2>&1 || rc=$?
 log "libtorrent leech (tree): exit $rc in $(elapsed "$t0")s"
 if ((rc != 0)); then
