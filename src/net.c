@@ -181,13 +181,38 @@ static enum pt_err fill_direct(struct net_reader *r, uint8_t *dst, size_t len, s
     return recv_result(n);
 }
 
-enum pt_err net_reader_wait(struct net_reader *r, int wait_ms)
+/* poll() for input: 1 if readable (or EOF, or an error to read), 0 if the
+ * time ran out or a signal came, -1 on error with errno set. */
+static int poll_in(int fd, int wait_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, wait_ms);
+    return n < 0 && errno == EINTR ? 0 : n;
+}
+
+/* poll() then reports the socket readable only once `bytes` are in (or on
+ * EOF or error). Failure only costs the batching. */
+static void set_rcvlowat(int fd, int bytes)
+{
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
+}
+
+enum pt_err net_reader_wait(struct net_reader *r, int wait_ms, size_t min_bytes)
 {
     if (net_reader_buffered(r) > 0)
         return PT_OK;
-    struct pollfd p = {r->fd, POLLIN, 0};
-    int n = poll(&p, 1, wait_ms);
-    if (n == 0 || (n < 0 && errno == EINTR))
+    int n;
+    if (min_bytes > 1 && wait_ms > 0) {
+        size_t mark = min_bytes < NET_WAIT_MAX_BYTES ? min_bytes : NET_WAIT_MAX_BYTES;
+        set_rcvlowat(r->fd, (int)mark);
+        n = poll_in(r->fd, wait_ms);
+        set_rcvlowat(r->fd, 1);
+        if (n == 0) /* time is up: whatever has come will do */
+            n = poll_in(r->fd, 0);
+    } else {
+        n = poll_in(r->fd, wait_ms);
+    }
+    if (n == 0)
         return PT_ERR_TIMEOUT;
     if (n < 0)
         return pt_err_from_errno(errno);

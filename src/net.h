@@ -38,6 +38,9 @@
  * (net_reader_unread); pages of it that are never used cost no memory. */
 #define NET_READER_FILL (16u * 1024u)
 #define NET_READER_CAP (64u * 1024u)
+/* The most net_reader_wait sleeps for: half the socket buffer, so the
+ * sender still has window left while the reader sleeps. */
+#define NET_WAIT_MAX_BYTES (NET_SOCKBUF_BYTES / 2)
 /* Segments a scatter read takes (net_read_scatter). */
 #define NET_SCATTER_MAX 8
 /* A read of at least this many bytes, once the buffer is empty, goes straight
@@ -75,11 +78,19 @@ static inline size_t net_reader_buffered(const struct net_reader *r)
     return r->end - r->start;
 }
 
-/* Waits up to wait_ms for at least one more byte (buffered or from the
- * socket). PT_OK if data is there, PT_ERR_TIMEOUT if not, PT_ERR_CLOSED on
- * EOF, another code on error. Reads at most NET_LOOKAHEAD bytes, so a block
- * that follows stays in the socket for a direct read. */
-enum pt_err net_reader_wait(struct net_reader *r, int wait_ms);
+/* Waits up to wait_ms for data: PT_OK if data is there, PT_ERR_TIMEOUT if
+ * not, PT_ERR_CLOSED on EOF, another code on error. Reads at most
+ * NET_LOOKAHEAD bytes, so a block that follows stays in the socket for a
+ * direct read.
+ *
+ * With nothing buffered and min_bytes > 1 (capped at NET_WAIT_MAX_BYTES), it
+ * sleeps until that many bytes are in the socket, not just one: a thread
+ * that streams blocks then wakes once per batch instead of once per TCP
+ * segment, and each wake-up is a context switch. When wait_ms is up it takes
+ * whatever has come, however little (PT_OK if anything has). The kernel's
+ * receive low-water mark (SO_RCVLOWAT) is raised for the poll() only: a
+ * blocking read would wait for it too. */
+enum pt_err net_reader_wait(struct net_reader *r, int wait_ms, size_t min_bytes);
 
 /* Reads exactly len bytes into dst, from the buffer first, then the socket
  * (straight into dst when at least NET_DIRECT_MIN bytes remain). Fails with

@@ -796,6 +796,17 @@ static enum pt_err read_message(struct peer_conn *c)
     return handle_message(c, id, len - 1);
 }
 
+/* How many bytes to sleep for before reading: half of what the requests in
+ * flight will bring, so the other half keeps the peer sending while this
+ * thread reads and asks for more. 1 (wake for anything) when nothing is owed. */
+static size_t wake_bytes(const struct peer_conn *c)
+{
+    size_t owed = 0;
+    for (size_t i = 0; i < c->nq && owed < 2 * NET_WAIT_MAX_BYTES; i++)
+        owed += WIRE_PIECE_HEADER_LEN + c->q[i].b.length;
+    return owed > 2 ? owed / 2 : 1;
+}
+
 static enum pt_err run(struct peer_conn *c)
 {
     enum pt_err err = handshake(c);
@@ -822,7 +833,8 @@ static enum pt_err run(struct peer_conn *c)
             break;
         /* With blocks to serve, only glance at the socket; else wait a tick.
          * No data yet is not an error: loop for housekeeping. */
-        enum pt_err waited = net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS);
+        enum pt_err waited =
+            net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS, wake_bytes(c));
         if (waited == PT_OK)
             err = read_message(c);
         else if (waited != PT_ERR_TIMEOUT)
@@ -871,7 +883,7 @@ static void linger_close(struct peer_conn *c)
     int64_t end = peer_now_ms() + PEER_LINGER_MS;
     net_reader_init(c->rd, c->fd);
     for (int64_t now = peer_now_ms(); now < end; now = peer_now_ms()) {
-        enum pt_err err = net_reader_wait(c->rd, (int)(end - now));
+        enum pt_err err = net_reader_wait(c->rd, (int)(end - now), 1);
         if (err != PT_OK)
             break; /* EOF (the peer has it all), error, or time is up */
         c->rd->start = c->rd->end; /* discard */

@@ -60,6 +60,22 @@ static int bound_loopback(struct peer_addr *addr_out)
     return fd;
 }
 
+/* A connected TCP pair over 127.0.0.1, tuned as ptorrent tunes its peers'
+ * sockets: the receive low-water mark is honoured by TCP, not AF_UNIX. */
+static void tcp_pair(int fds[2])
+{
+    struct peer_addr a;
+    int lfd = bound_loopback(&a);
+    CU_ASSERT_EQUAL_FATAL(listen(lfd, 1), 0);
+    enum pt_err err = PT_OK;
+    fds[1] = net_connect(&a, 2000, NULL, &err);
+    CU_ASSERT_FATAL(fds[1] >= 0);
+    fds[0] = accept(lfd, NULL, NULL);
+    CU_ASSERT_FATAL(fds[0] >= 0);
+    net_tune(fds[0]);
+    close(lfd);
+}
+
 /* Writes `len` bytes of the pattern in `chunk`-byte pieces with pauses. */
 struct slow_writer {
     pthread_t thread;
@@ -288,7 +304,7 @@ static void test_net_read_exact_honours_stop_flag(void)
     /* Bytes already buffered are still handed out; the flag stops the wait for more. */
     atomic_store(&stop, false);
     CU_ASSERT_EQUAL_FATAL(write(fds[1], "wxyz", 4), 4);
-    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000, 1), PT_OK);
     atomic_store(&stop, true);
     CU_ASSERT_EQUAL(net_read_exact(r, got, 4, 10000, &stop), PT_OK);
     CU_ASSERT_EQUAL(memcmp(got, "wxyz", 4), 0);
@@ -443,23 +459,23 @@ static void test_net_reader_wait_sees_data_timeout_and_close(void)
     net_reader_init(r, fds[0]);
 
     int64_t t0 = now_ms();
-    CU_ASSERT_EQUAL(net_reader_wait(r, 100), PT_ERR_TIMEOUT);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 100, 1), PT_ERR_TIMEOUT);
     int64_t took = now_ms() - t0;
     CU_ASSERT_TRUE(took >= 90 && took < 1000);
-    CU_ASSERT_EQUAL(net_reader_wait(r, 0), PT_ERR_TIMEOUT);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 0, 1), PT_ERR_TIMEOUT);
 
     CU_ASSERT_EQUAL_FATAL(write(fds[1], "hi", 2), 2);
-    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000, 1), PT_OK);
     CU_ASSERT_EQUAL(net_reader_buffered(r), 2);
     /* Buffered bytes count as data without touching the socket. */
-    CU_ASSERT_EQUAL(net_reader_wait(r, 0), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 0, 1), PT_OK);
     uint8_t got[2];
     CU_ASSERT_EQUAL(net_read_exact(r, got, 2, 1000, NULL), PT_OK);
     CU_ASSERT_EQUAL(memcmp(got, "hi", 2), 0);
     CU_ASSERT_EQUAL(net_reader_buffered(r), 0);
 
     close(fds[1]);
-    CU_ASSERT_EQUAL(net_reader_wait(r, 1000), PT_ERR_CLOSED);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000, 1), PT_ERR_CLOSED);
     free(r);
     close(fds[0]);
 }
@@ -471,13 +487,70 @@ static void test_net_reader_wait_takes_only_a_header(void)
     enum { PAY = 16384, TOTAL = NET_LOOKAHEAD + PAY };
     struct preloaded p;
     preload(&p, TOTAL);
-    CU_ASSERT_EQUAL(net_reader_wait(p.r, 1000), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_wait(p.r, 1000, 1), PT_OK);
     CU_ASSERT_EQUAL(net_reader_buffered(p.r), NET_LOOKAHEAD);
     CU_ASSERT_EQUAL(net_read_exact(p.r, p.got, NET_LOOKAHEAD, 1000, NULL), PT_OK);
     CU_ASSERT_EQUAL(net_read_exact(p.r, p.got + NET_LOOKAHEAD, PAY, 1000, NULL), PT_OK);
     CU_ASSERT_EQUAL(net_reader_buffered(p.r), 0);
     CU_ASSERT_EQUAL(memcmp(p.got, p.all, TOTAL), 0);
     preload_free(&p);
+}
+
+static int rcvlowat(int fd)
+{
+    int mark = -1;
+    socklen_t len = sizeof mark;
+    CU_ASSERT_EQUAL(getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &mark, &len), 0);
+    return mark;
+}
+
+/* A wait for a batch sleeps until min_bytes are in or the time is up, takes
+ * what came either way, and leaves the socket's low-water mark at 1, so that
+ * the blocking reads after it do not wait for a batch too. */
+static void test_net_reader_wait_for_a_batch(void)
+{
+    int fds[2];
+    tcp_pair(fds);
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+
+    /* Fewer bytes than asked for: the whole wait, then they are taken. */
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], "0123456789", 10), 10);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_reader_wait(r, 300, 4096), PT_OK);
+    int64_t took = now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 250 && took < 3000);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 10);
+    CU_ASSERT_EQUAL(rcvlowat(fds[0]), 1);
+    uint8_t got[10];
+    CU_ASSERT_EQUAL(net_read_exact(r, got, 10, 1000, NULL), PT_OK);
+    CU_ASSERT_EQUAL(memcmp(got, "0123456789", 10), 0);
+
+    /* Enough bytes: it wakes once they are in (the 16th of 32 chunks, sent
+     * 20 ms apart), not at the first one and not at the end of the wait. */
+    struct slow_writer w = {.fd = fds[1], .len = 8192, .chunk = 256, .pause_ms = 20};
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&w.thread, NULL, slow_writer_thread_main, &w), 0);
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(net_reader_wait(r, 10000, 4096), PT_OK);
+    took = now_ms() - t0;
+    CU_ASSERT_TRUE(took >= 100 && took < 5000);
+    CU_ASSERT_EQUAL(rcvlowat(fds[0]), 1);
+    pthread_join(w.thread, NULL);
+    uint8_t all[8192];
+    CU_ASSERT_EQUAL(net_read_exact(r, all, sizeof all, 1000, NULL), PT_OK);
+    bool same = true;
+    for (size_t i = 0; i < sizeof all; i++)
+        same = same && all[i] == pattern(i);
+    CU_ASSERT_TRUE(same);
+
+    /* A close ends the wait at once, with nothing to take. */
+    close(fds[1]);
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(net_reader_wait(r, 5000, 4096), PT_ERR_CLOSED);
+    CU_ASSERT_TRUE(now_ms() - t0 < 2000);
+    free(r);
+    close(fds[0]);
 }
 
 /* ---- net_read_scatter, net_reader_unread ---- */
@@ -735,6 +808,7 @@ int test_net_register(void)
         {"reader wait sees data, timeout and close",
          test_net_reader_wait_sees_data_timeout_and_close},
         {"reader wait takes only a header", test_net_reader_wait_takes_only_a_header},
+        {"reader wait for a batch", test_net_reader_wait_for_a_batch},
         {"scatter read fills segments in order", test_net_read_scatter_fills_segments_in_order},
         {"scatter read does not wait past need", test_net_read_scatter_does_not_wait_past_need},
         {"scatter read across small writes, then close",
