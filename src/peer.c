@@ -798,9 +798,13 @@ static enum pt_err read_message(struct peer_conn *c)
 
 /* How many bytes to sleep for before reading: half of what the requests in
  * flight will bring, so the other half keeps the peer sending while this
- * thread reads and asks for more. 1 (wake for anything) when nothing is owed. */
+ * thread reads and asks for more. 1 (wake for anything) when nothing is
+ * owed, or when we unchoke the peer: its requests must not wait for our
+ * blocks. */
 static size_t wake_bytes(const struct peer_conn *c)
 {
+    if (!c->am_choking)
+        return 1;
     size_t owed = 0;
     for (size_t i = 0; i < c->nq && owed < 2 * NET_WAIT_MAX_BYTES; i++)
         owed += WIRE_PIECE_HEADER_LEN + c->q[i].b.length;
@@ -831,8 +835,9 @@ static enum pt_err run(struct peer_conn *c)
             err = serve_one(c);
         if (err != PT_OK)
             break;
-        /* With blocks to serve, only glance at the socket; else wait a tick.
-         * No data yet is not an error: loop for housekeeping. */
+        /* With blocks to serve, only glance at the socket; else wait a tick,
+         * or less if a batch of blocks comes first (wake_bytes). No data yet
+         * is not an error: loop for housekeeping. */
         enum pt_err waited =
             net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS, wake_bytes(c));
         if (waited == PT_OK)
