@@ -164,9 +164,6 @@ static void preload_free(struct preloaded *p)
     close(p->fds[1]);
 }
 
-/* A large read goes straight to its destination and takes only a header's
- * worth (NET_LOOKAHEAD) beyond it into the buffer, so the next payload is
- * read directly too: no block passes through the buffer. */
 /* One deadline for all the bytes: a writer trickling a byte every 40 ms (each
  * pause far inside a budget per pause) is cut off at the deadline; bytes that
  * come in time arrive whole and in order. */
@@ -198,6 +195,9 @@ static void test_net_read_exact_by_ends_at_the_deadline(void)
     close(fds[1]);
 }
 
+/* A large read goes straight to its destination and takes only a header's
+ * worth (NET_LOOKAHEAD) beyond it into the buffer, so the next payload is
+ * read directly too: no block passes through the buffer. */
 static void test_net_read_exact_large_reads_bypass_buffer(void)
 {
     enum { PAY = 16384, TOTAL = 2 * (NET_LOOKAHEAD + PAY) + 5 };
