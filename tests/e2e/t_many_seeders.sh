@@ -35,11 +35,11 @@ SIZE=$((64 * 1024 * 1024))
 # the tracker; the resume recheck workers, which end before any peer
 # starts). A leak of a handful per peer would still show: 100 peers.
 THREADS_SLACK=8
-# Peak RSS: the piece buffer pool is capped at 32 MiB (SESSION_POOL_BYTES,
-# allocated as pieces are in flight: with 100 peers most of it is), plus
-# about 10 MiB of everything else, plus per-peer memory (thread stack pages
-# touched, wire buffers: ~100-150 KiB each). Measured 48-49 MiB (65 MiB with
-# the 48 MiB pool before). 64 MiB is issue 6's target; it still catches a
+# Peak RSS: the piece buffer pool is capped at 20 MiB (SESSION_POOL_BYTES,
+# backed before the first peer starts), plus about 11 MiB of everything
+# else, plus per-peer memory (thread stack pages touched, wire buffers:
+# ~100-150 KiB each). Measured 37 MiB (48-49 MiB with the 32 MiB pool before,
+# 65 MiB with 48 MiB). 64 MiB is issue 6's target; it still catches a
 # per-peer cost that grew by ~0.15 MiB or a pool that is no longer capped.
 RSS_LIMIT_MIB=64
 # Wasted bytes (duplicates, blocks nobody wants): these seeders each choke us
