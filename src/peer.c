@@ -53,6 +53,17 @@ _Static_assert(PEER_GUESS_MAX * (WIRE_PIECE_HEADER_LEN + WIRE_MAX_BLOCK) + NET_L
                "a wrong guess must fit back into the reader");
 _Static_assert(1 + 2 * PEER_GUESS_MAX <= NET_SCATTER_MAX, "one segment per header and block");
 
+/* Slow start: until a peer's first rate is measured (a second after
+ * connecting), each block it sends makes room for one more request, so a fast
+ * peer's pipeline doubles every round trip instead of waiting that second at
+ * PEER_PIPELINE_START. It stops at the depth that lets the batched wait
+ * (wake_bytes) sleep for its most: the pipeline is topped up at half depth,
+ * so at least depth / 2 blocks are in flight, and half of those must make
+ * NET_WAIT_MAX_BYTES. Growing on to PEER_PIPELINE_MAX before any rate was
+ * known lengthened the endgame of a 256 MiB download from 4 seeders (wall
+ * medians 1.2 s against 0.93 s). */
+#define PEER_SLOW_START_MAX (4 * NET_WAIT_MAX_BYTES / PICKER_BLOCK_SIZE)
+
 struct inflight {
     struct picker_block b;
     int64_t sent_ms;
@@ -93,6 +104,7 @@ struct peer_conn {
     size_t nlate;
     int64_t late_until_ms; /* when `late` goes back to the picker */
     size_t depth;        /* pipeline target */
+    bool slow_start;     /* depth grows by one per block until the first rate */
     int64_t last_recv_ms, last_send_ms, last_block_ms, next_tick_ms;
     bool awaiting;       /* requests sent and no block since: the snub clock runs.
                           * Cancelling them (endgame) does not stop it: a peer
@@ -459,6 +471,7 @@ static void adapt_depth(struct peer_conn *c, int64_t now)
         return;
     uint64_t rate = c->rate_bytes * 1000 / (uint64_t)elapsed; /* bytes per second */
     uint64_t target = rate * PEER_PIPELINE_SECONDS / PICKER_BLOCK_SIZE;
+    c->slow_start = false;
     if (target > c->depth)
         c->depth = target > PEER_PIPELINE_MAX ? PEER_PIPELINE_MAX : (size_t)target;
     else if (target < c->depth / 2 && c->depth > PEER_PIPELINE_MIN)
@@ -536,6 +549,8 @@ static void count_block(struct peer_conn *c, uint32_t len, int64_t now)
 {
     c->down_bytes += len;
     c->rate_bytes += len;
+    if (c->slow_start && c->depth < PEER_SLOW_START_MAX)
+        c->depth++;
     c->last_block_ms = now;
     c->awaiting = c->nq > 0;
     atomic_fetch_add(&c->sh->counters->downloaded, len);
@@ -871,6 +886,7 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->up = malloc(WIRE_PIECE_HEADER_LEN + WIRE_MAX_BLOCK);
     c->peer_choking = true;
     c->depth = PEER_PIPELINE_START;
+    c->slow_start = true;
     int64_t now = peer_now_ms();
     c->last_recv_ms = c->last_send_ms = c->rate_start_ms = now;
     return c->bitfield && c->rd && c->q && c->late && c->scratch && c->msg && c->reqs &&
