@@ -511,13 +511,13 @@ static enum pt_err housekeeping(struct peer_conn *c, int64_t now)
     return PT_OK;
 }
 
-/* A piece is complete: hash it off every lock, then store it or blame. */
+/* A piece is complete and hashed (the picker hashed it as it came): store it
+ * or blame its senders. */
 static void finish_piece(struct peer_conn *c, struct picker_piece *p)
 {
     const struct metainfo *m = c->sh->meta;
-    uint8_t digest[SHA1_LEN];
-    bool good = sha1(p->data, p->length, digest) &&
-                memcmp(digest, m->piece_hashes + (size_t)p->index * SHA1_LEN, SHA1_LEN) == 0;
+    bool good = p->digest_ok && memcmp(p->digest, m->piece_hashes + (size_t)p->index * SHA1_LEN,
+                                       SHA1_LEN) == 0;
     if (good) {
         picker_piece_verified(c->sh->picker, p->index);
         if (writer_submit(c->sh->writer, p->index, p->data, p->length) != PT_OK)

@@ -26,9 +26,13 @@
  * receiving a PIECE message calls picker_block_begin() to claim the block and
  * get the address where its bytes belong, reads from the socket straight into
  * it (without the lock: the claim makes that region the thread's alone), then
- * calls picker_block_end(). When the last block of a piece lands, that caller
- * receives the whole piece buffer (ownership moves to it), hashes it, and
- * reports picker_piece_verified() or picker_piece_failed().
+ * calls picker_block_end(). The picker hashes a piece as its blocks arrive,
+ * in order, while they are still in the CPU cache: picker_block_end may feed
+ * the digest with this block and the received blocks after it (without the
+ * lock; one thread at a time per piece). The caller whose call hashes the
+ * last bytes of a piece receives the whole piece buffer and its SHA-1
+ * (ownership moves to it), compares the digest, and reports
+ * picker_piece_verified() or picker_piece_failed().
  *
  * Peers are named by a small id chosen by the session (1..PICKER_MAX_PEER_ID);
  * the picker records which peers sent which blocks so that a piece failing its
@@ -40,6 +44,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sha1.h"
 
 #define PICKER_BLOCK_SIZE 16384u
 /* Random picks before rarest-first: a new peer has nothing to trade, so any
@@ -55,13 +61,16 @@ struct picker_block {
     uint32_t length; /* bytes; PICKER_BLOCK_SIZE except at the very end */
 };
 
-/* A piece whose blocks have all arrived. `data` (length bytes) is owned by the
- * receiver, who must report picker_piece_verified/failed and then release it
- * with picker_release_buffer (or hand it to someone who will). */
+/* A piece whose blocks have all arrived and been hashed. `data` (length
+ * bytes) is owned by the receiver, who must report picker_piece_verified/failed
+ * and then release it with picker_release_buffer (or hand it to someone who
+ * will). */
 struct picker_piece {
     uint32_t index;
     uint32_t length;
     uint8_t *data;
+    uint8_t digest[SHA1_LEN]; /* SHA-1 of data, valid if digest_ok */
+    bool digest_ok;           /* false: OpenSSL failed, the piece is unverifiable */
 };
 
 /* piece_length > 0, total_length > 0, piece_count == ceil(total/piece_length).
@@ -113,10 +122,14 @@ uint8_t *picker_block_claim_next(struct picker *p, uint16_t peer_id, const struc
  * (and nothing of it has arrived). */
 void picker_block_unclaim(struct picker *p, uint16_t peer_id, const struct picker_block *b);
 
-/* Ends a claim made by picker_block_begin or _claim_next. ok=false: the bytes did not all
- * arrive (connection lost): the block goes back to "missing". ok=true and the
- * block completes its piece: *done_out is filled, ownership of done_out->data
- * moves to the caller, returns true. Otherwise returns false. */
+/* Ends a claim made by picker_block_begin or _claim_next. ok=false: the bytes
+ * did not all arrive (connection lost): the block goes back to "missing".
+ * ok=true: the block is received, and if it continues the piece's hashed
+ * prefix and no other thread is hashing the piece, this call hashes it and
+ * the received blocks after it, without the lock. If that reaches the end of
+ * the piece, *done_out is filled, ownership of done_out->data moves to the
+ * caller, returns true. Otherwise returns false: another call completes the
+ * piece (with one thread, the call that delivers its last missing block). */
 bool picker_block_end(struct picker *p, uint16_t peer_id, uint32_t piece, uint32_t begin, bool ok,
                       struct picker_piece *done_out);
 

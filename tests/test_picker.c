@@ -39,12 +39,16 @@ static uint8_t pattern(uint32_t piece, uint32_t begin, uint32_t k)
     return (uint8_t)(piece * 37u + begin / BS * 11u + k * 3u + 1u);
 }
 
+/* The piece holds the bytes its blocks were sent with, and the digest the
+ * picker computed as they came is the SHA-1 of those bytes. */
 static bool piece_bytes_ok(const struct picker_piece *pp)
 {
     for (uint32_t off = 0; off < pp->length; off++)
         if (pp->data[off] != pattern(pp->index, off - off % BS, off % BS))
             return false;
-    return true;
+    uint8_t want[SHA1_LEN];
+    return pp->digest_ok && sha1(pp->data, pp->length, want) &&
+           memcmp(want, pp->digest, SHA1_LEN) == 0;
 }
 
 /* Sends block b from `peer`: claim, copy the pattern, end. Returns whether it
@@ -592,10 +596,62 @@ static void test_picker_piece_failed_blames_senders_and_refetches(void)
     CU_ASSERT_EQUAL(picker_bytes_left(p), 4 * BS);
     CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 5, all, b, 4), 4);
     for (int k = 0; k < 4; k++)
-        (void)deliver(p, 5, &b[k], &done);
+        CU_ASSERT_EQUAL(deliver(p, 5, &b[k], &done), k == 3);
+    CU_ASSERT_TRUE(piece_bytes_ok(&done)); /* hashed afresh, not on top of the bad copy */
     free(done.data);
     CU_ASSERT_EQUAL(picker_piece_failed(p, 0, blame, 8), 1);
     CU_ASSERT_EQUAL(blame[0], 5);
+    picker_free(p);
+}
+
+/* The digest is hashed in order as blocks come: blocks that arrive ahead of
+ * the hashed prefix wait, and the one that fills the gap hashes them all. The
+ * short last block and the piece's completion come with the last delivery,
+ * whichever block that is. */
+static void test_picker_digest_of_blocks_out_of_order(void)
+{
+    uint32_t plen = 4 * BS + 100;
+    struct picker *p = picker_new(1, plen, plen, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t all[BF_BYTES];
+    set_all(all, 1);
+    struct picker_block b[5];
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 1, all, b, 5), 5);
+    CU_ASSERT_EQUAL(b[4].length, 100);
+    static const int order[5] = {3, 1, 4, 0, 2};
+    struct picker_piece done;
+    for (int k = 0; k < 5; k++)
+        CU_ASSERT_EQUAL(deliver(p, 1, &b[order[k]], &done), k == 4);
+    CU_ASSERT_EQUAL(done.length, plen);
+    CU_ASSERT_TRUE(piece_bytes_ok(&done));
+    picker_piece_verified(p, 0);
+    free(done.data);
+    CU_ASSERT_TRUE(picker_is_complete(p));
+    picker_free(p);
+}
+
+/* A block cut off (ok=false) leaves a gap that the hasher stops at; the
+ * block fetched again fills it. */
+static void test_picker_digest_waits_for_refetched_block(void)
+{
+    struct picker *p = picker_new(1, 3 * BS, 3 * BS, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    uint8_t all[BF_BYTES];
+    set_all(all, 1);
+    struct picker_block b[3], again;
+    struct picker_piece done;
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 1, all, b, 3), 3);
+    CU_ASSERT_FALSE(deliver(p, 1, &b[0], &done));
+    uint8_t *dst = picker_block_begin(p, 1, b[1].piece, b[1].begin, b[1].length);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
+    memset(dst, 0xee, b[1].length / 2); /* half of it, then the connection drops */
+    CU_ASSERT_FALSE(picker_block_end(p, 1, b[1].piece, b[1].begin, false, NULL));
+    CU_ASSERT_FALSE(deliver(p, 1, &b[2], &done));
+    CU_ASSERT_EQUAL_FATAL(picker_reserve(p, 2, all, &again, 1), 1);
+    CU_ASSERT_EQUAL(again.begin, b[1].begin);
+    CU_ASSERT_TRUE_FATAL(deliver(p, 2, &again, &done));
+    CU_ASSERT_TRUE(piece_bytes_ok(&done));
+    free(done.data);
     picker_free(p);
 }
 
@@ -912,6 +968,8 @@ int test_picker_register(void)
         {"piece failed blames senders and refetches",
          test_picker_piece_failed_blames_senders_and_refetches},
         {"failed piece retried from one peer", test_picker_failed_piece_retried_from_one_peer},
+        {"digest of blocks out of order", test_picker_digest_of_blocks_out_of_order},
+        {"digest waits for refetched block", test_picker_digest_waits_for_refetched_block},
         {"serves only pieces on disk", test_picker_serves_only_pieces_on_disk},
         {"resume bitfield counts as done", test_picker_resume_bitfield_counts_as_done},
         {"bytes left drops only when verified", test_picker_bytes_left_drops_only_when_verified},
