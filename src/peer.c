@@ -60,6 +60,9 @@ _Static_assert(1 + 2 * PEER_GUESS_MAX <= NET_SCATTER_MAX, "one segment per heade
  * what limits its rate from a fast seeder. Eight blocks (128 KiB) also fit
  * a socket buffer many times over, so one write rarely has to wait. */
 #define PEER_SERVE_BATCH 8
+/* Messages read per turn at most, once the first is in (read_messages): a
+ * burst of requests, without starving housekeeping. */
+#define PEER_READ_BURST 64
 
 /* Slow start: until a peer's first rate is measured (a second after
  * connecting), each block it sends makes room for one more request, so a fast
@@ -299,12 +302,10 @@ static void on_cancel(struct peer_conn *c, const struct wire_msg *m)
  * storage) at dst, which has room for WIRE_PIECE_HEADER_LEN + r.length. */
 static enum pt_err put_upload_block(struct peer_conn *c, struct picker_block r, uint8_t *dst)
 {
-    enum pt_err err = ratelimit_take(c->sh->up_limit, r.length, c->sh->stop);
-    if (err != PT_OK)
-        return err;
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
     uint64_t offset = (uint64_t)r.piece * c->sh->meta->piece_length + r.begin;
-    err = storage_read(c->sh->storage, offset, dst + WIRE_PIECE_HEADER_LEN, r.length, &ctx);
+    enum pt_err err =
+        storage_read(c->sh->storage, offset, dst + WIRE_PIECE_HEADER_LEN, r.length, &ctx);
     if (err != PT_OK) {
         log_error("cannot read block for upload: %s", ctx.msg);
         return c->why = "our storage failed", err;
@@ -314,17 +315,22 @@ static enum pt_err put_upload_block(struct peer_conn *c, struct picker_block r, 
 }
 
 /* Sends the oldest queued blocks, up to PEER_SERVE_BATCH of them: one pread
- * each into c->up, then one write for all. */
+ * each into c->up, then one write for all. Under --max-upload-rate the first
+ * block may wait for tokens, the others go only if their tokens are there
+ * now, so a turn never sleeps longer than one block did. */
 static enum pt_err serve_batch(struct peer_conn *c)
 {
-    size_t n = c->nreqs < PEER_SERVE_BATCH ? c->nreqs : PEER_SERVE_BATCH;
-    size_t len = 0;
+    size_t max = c->nreqs < PEER_SERVE_BATCH ? c->nreqs : PEER_SERVE_BATCH;
+    size_t n = 0, len = 0;
     uint64_t bytes = 0;
-    enum pt_err err = PT_OK;
-    for (size_t i = 0; i < n && err == PT_OK; i++) {
-        err = put_upload_block(c, c->reqs[i], c->up + len);
-        len += WIRE_PIECE_HEADER_LEN + (size_t)c->reqs[i].length;
-        bytes += c->reqs[i].length;
+    enum pt_err err = ratelimit_take(c->sh->up_limit, c->reqs[0].length, c->sh->stop);
+    while (err == PT_OK && n < max) {
+        if (n > 0 && !ratelimit_try_take(c->sh->up_limit, c->reqs[n].length))
+            break;
+        err = put_upload_block(c, c->reqs[n], c->up + len);
+        len += WIRE_PIECE_HEADER_LEN + (size_t)c->reqs[n].length;
+        bytes += c->reqs[n].length;
+        n++;
     }
     memmove(&c->reqs[0], &c->reqs[n], (c->nreqs - n) * sizeof c->reqs[0]);
     c->nreqs -= n;
@@ -836,6 +842,23 @@ static enum pt_err read_message(struct peer_conn *c)
     return handle_message(c, id, len - 1);
 }
 
+/* Reads one message, then those that have begun to arrive already (bytes in
+ * the reader's buffer), up to PEER_READ_BURST, until a batch of requests is
+ * queued: a leecher sends its REQUESTs in bursts, and taking a burst in one
+ * turn is what lets serve_batch send its blocks with one write. Stopping
+ * at a batch keeps the queue short: a request that finds it full
+ * (PEER_MAX_QUEUED_REQUESTS) is dropped, and a leecher with hundreds in
+ * flight would wait for it forever. */
+static enum pt_err read_messages(struct peer_conn *c)
+{
+    enum pt_err err = read_message(c);
+    for (int i = 1; err == PT_OK && i < PEER_READ_BURST && c->nreqs < PEER_SERVE_BATCH &&
+                    net_reader_buffered(c->rd) > 0;
+         i++)
+        err = read_message(c);
+    return err;
+}
+
 /* How many bytes to sleep for before reading: half of what the requests in
  * flight will bring, so the other half keeps the peer sending while this
  * thread reads and asks for more. 1 (wake for anything) when nothing is
@@ -881,7 +904,7 @@ static enum pt_err run(struct peer_conn *c)
         enum pt_err waited =
             net_reader_wait(c->rd, c->nreqs > 0 ? 0 : PEER_TICK_MS, wake_bytes(c));
         if (waited == PT_OK)
-            err = read_message(c);
+            err = read_messages(c);
         else if (waited != PT_ERR_TIMEOUT)
             err = waited;
     }
