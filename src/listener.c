@@ -92,10 +92,10 @@ uint16_t listener_port(const struct listener *l)
     return l->port;
 }
 
-int listener_accept(struct listener *l, int wait_ms, struct peer_addr *addr_out)
+int listener_accept(struct listener *l, int wait_ms, int wake_fd, struct peer_addr *addr_out)
 {
-    struct pollfd p = {l->fd, POLLIN, 0};
-    if (poll(&p, 1, wait_ms) <= 0)
+    struct pollfd p[2] = {{l->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    if (poll(p, 2, wait_ms) <= 0 || !(p[0].revents & POLLIN))
         return -1;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;

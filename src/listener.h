@@ -24,9 +24,10 @@ struct listener;
 struct listener *listener_open(uint16_t port, enum pt_err *err_out, struct pt_errctx *ctx);
 uint16_t listener_port(const struct listener *l);
 
-/* Waits up to wait_ms for a connection. Returns the accepted socket (blocking,
- * tuned with net_tune) and its address, or -1 if none came. */
-int listener_accept(struct listener *l, int wait_ms, struct peer_addr *addr_out);
+/* Waits up to wait_ms for a connection, less if wake_fd (polled too unless
+ * -1) becomes readable first. Returns the accepted socket (blocking, tuned
+ * with net_tune) and its address, or -1 if none came. */
+int listener_accept(struct listener *l, int wait_ms, int wake_fd, struct peer_addr *addr_out);
 
 void listener_close(struct listener *l); /* NULL is a no-op */
 

@@ -128,7 +128,13 @@ enum pt_err net_write_all(int fd, const void *data, size_t len, int budget_ms,
 void net_reader_init(struct net_reader *r, int fd)
 {
     r->fd = fd;
+    r->stop_fd = -1;
     r->start = r->end = 0;
+}
+
+void net_reader_stop_on(struct net_reader *r, int stop_fd)
+{
+    r->stop_fd = stop_fd;
 }
 
 /* What a recv()/readv() return value means: data, EOF, a timeout slice
@@ -181,13 +187,19 @@ static enum pt_err fill_direct(struct net_reader *r, uint8_t *dst, size_t len, s
     return recv_result(n);
 }
 
-/* poll() for input: 1 if readable (or EOF, or an error to read), 0 if the
- * time ran out or a signal came, -1 on error with errno set. */
-static int poll_in(int fd, int wait_ms)
+/* poll() for input on fd, and on stop_fd unless it is -1 (poll() skips a
+ * negative fd): 1 if fd is readable (or EOF, or an error to read), 0 if the
+ * time ran out or a signal came, 2 if stop_fd is readable, -1 on error with
+ * errno set. */
+static int poll_in(int fd, int stop_fd, int wait_ms)
 {
-    struct pollfd p = {fd, POLLIN, 0};
-    int n = poll(&p, 1, wait_ms);
-    return n < 0 && errno == EINTR ? 0 : n;
+    struct pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    int n = poll(p, 2, wait_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    if (n > 0 && (p[1].revents & POLLIN))
+        return 2;
+    return n > 0 ? 1 : 0;
 }
 
 /* poll() then reports the socket readable only once `bytes` are in (or on
@@ -205,13 +217,15 @@ enum pt_err net_reader_wait(struct net_reader *r, int wait_ms, size_t min_bytes)
     if (min_bytes > 1 && wait_ms > 0) {
         size_t mark = min_bytes < NET_WAIT_MAX_BYTES ? min_bytes : NET_WAIT_MAX_BYTES;
         set_rcvlowat(r->fd, (int)mark);
-        n = poll_in(r->fd, wait_ms);
+        n = poll_in(r->fd, r->stop_fd, wait_ms);
         set_rcvlowat(r->fd, 1);
         if (n == 0) /* time is up: whatever has come will do */
-            n = poll_in(r->fd, 0);
+            n = poll_in(r->fd, r->stop_fd, 0);
     } else {
-        n = poll_in(r->fd, wait_ms);
+        n = poll_in(r->fd, r->stop_fd, wait_ms);
     }
+    if (n == 2)
+        return PT_ERR_STOPPED;
     if (n == 0)
         return PT_ERR_TIMEOUT;
     if (n < 0)

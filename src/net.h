@@ -66,11 +66,17 @@ enum pt_err net_write_all(int fd, const void *data, size_t len, int budget_ms,
 
 struct net_reader {
     int fd;
+    int stop_fd; /* polled beside fd by net_reader_wait; -1: none */
     uint8_t buf[NET_READER_CAP];
     size_t start, end; /* unread bytes are buf[start..end) */
 };
 
-void net_reader_init(struct net_reader *r, int fd);
+void net_reader_init(struct net_reader *r, int fd); /* stop_fd -1 */
+
+/* From now on net_reader_wait also returns, with PT_ERR_STOPPED, as soon as
+ * stop_fd is readable (a wake.h latch): a thread sleeping on a quiet socket
+ * sees a stop at once, not when its wait_ms ends. -1 turns that off. */
+void net_reader_stop_on(struct net_reader *r, int stop_fd);
 
 /* Bytes already buffered. */
 static inline size_t net_reader_buffered(const struct net_reader *r)
@@ -79,7 +85,8 @@ static inline size_t net_reader_buffered(const struct net_reader *r)
 }
 
 /* Waits up to wait_ms for data: PT_OK if data is there, PT_ERR_TIMEOUT if
- * not, PT_ERR_CLOSED on EOF, another code on error. Reads at most
+ * not, PT_ERR_CLOSED on EOF, PT_ERR_STOPPED once the stop_fd is readable
+ * (net_reader_stop_on), another code on error. Reads at most
  * NET_LOOKAHEAD bytes, so a block that follows stays in the socket for a
  * direct read.
  *

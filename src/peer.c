@@ -1000,6 +1000,7 @@ void peer_thread_main(void *arg)
             c.fd = net_connect(&a->addr, PEER_CONNECT_TIMEOUT_MS, c.sh->stop, &err);
         if (c.fd >= 0) {
             net_reader_init(c.rd, c.fd);
+            net_reader_stop_on(c.rd, c.sh->stop_fd); /* not in linger_close */
             err = run(&c);
         }
     }

@@ -88,6 +88,7 @@ struct peer_shared {
     struct writer *writer;   /* its own mutex */
     struct swarm *swarm;     /* its own mutex */
     const atomic_bool *stop; /* set by the main thread to end every peer */
+    int stop_fd;             /* readable once stop is set (a wake.h latch), or -1 */
     struct storage *storage; /* its own lock; pread of verified pieces */
     struct session_counters *counters;
     struct ratelimit *down_limit, *up_limit; /* shared token buckets (own mutex) */

@@ -63,6 +63,7 @@
 #include "swarm.h"
 #include "tracker.h"
 #include "units.h"
+#include "wake.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -103,14 +104,18 @@
 #define SESSION_POOL_MIN_PIECES 8
 
 /* Written by the signal handler, read by the main loop: lock-free atomics are
- * async-signal-safe. There is one session per process. */
+ * async-signal-safe. There is one session per process. g_stop_wake is the
+ * latch that makes threads asleep in poll() see g_stop at once (wake.h); it
+ * is set right after g_stop, by the handler or by session_teardown. */
 static atomic_bool g_stop;
 static atomic_int g_signal;
+static struct wake g_stop_wake = {-1, -1};
 
 static void on_signal(int sig)
 {
     atomic_store(&g_signal, sig);
     atomic_store(&g_stop, true);
+    wake_set(&g_stop_wake);
 }
 
 /* Pieces on disk, for the resume file. Written by the writer thread (its
@@ -139,6 +144,9 @@ struct session {
     struct peer_shared shared;
     struct progress progress;
     struct written written;
+    /* Set by the writer thread when the last piece is on disk, drained by
+     * the main loop: it then finishes at once, not at its next tick. */
+    struct wake loop_wake;
     /* Main thread only: one link per possible peer thread, and what the
      * choker saw of each last round (to turn counters into rates). */
     struct peer_link *links;
@@ -359,7 +367,8 @@ static void dial_peers(struct session *s, int64_t now)
 static void accept_peer(struct session *s, int64_t now)
 {
     struct peer_addr addr;
-    int fd = listener_accept(s->listener, SESSION_TICK_MS, &addr);
+    int fd = listener_accept(s->listener, SESSION_TICK_MS, wake_fd(&s->loop_wake), &addr);
+    wake_drain(&s->loop_wake);
     if (fd < 0)
         return;
     uint16_t id = pool_running(s->pool) < pool_max(s->pool) ? swarm_add_inbound(s->swarm, &addr) : 0;
@@ -441,14 +450,18 @@ static void on_piece_written(void *arg, uint32_t index)
 {
     struct session *s = arg;
     struct written *w = &s->written;
+    bool last = false;
     pthread_mutex_lock(&w->lock);
     if (!picker_bit(w->bitfield, index)) {
         picker_set_bit(w->bitfield, index);
         w->count++;
         w->dirty = true;
+        last = w->count == s->meta.piece_count;
     }
     pthread_mutex_unlock(&w->lock);
     picker_piece_written(s->picker, index);
+    if (last)
+        wake_set(&s->loop_wake);
 }
 
 static uint32_t pieces_on_disk(struct session *s)
@@ -741,6 +754,7 @@ static void init_shared(struct session *s)
     s->shared.down_limit = s->down_limit;
     s->shared.up_limit = s->up_limit;
     s->shared.stop = &g_stop;
+    s->shared.stop_fd = wake_fd(&g_stop_wake);
     s->shared.counters = &s->counters;
     s->shared.start_ms = s->start_ms;
     s->shared.snub_timeout_ms = s->cfg->peer_timeout_s * 1000;
@@ -801,6 +815,7 @@ static void print_summary(struct session *s, int64_t end_ms)
 static int session_teardown(struct session *s, int rc)
 {
     atomic_store(&g_stop, true);
+    wake_set(&g_stop_wake);
     if (s->pool)
         pool_join_all(s->pool);
     struct pt_errctx ctx = {PT_NO_OFFSET, ""};
@@ -828,6 +843,7 @@ static int session_teardown(struct session *s, int rc)
 
 static void session_free(struct session *s)
 {
+    wake_close(&s->loop_wake);
     listener_close(s->listener);
     ratelimit_free(s->down_limit);
     ratelimit_free(s->up_limit);
@@ -858,6 +874,10 @@ int session_run(const struct session_config *cfg)
     s->cfg = cfg;
     s->start_ms = peer_now_ms();
     pthread_mutex_init(&s->written.lock, NULL);
+    /* Without the pipes the threads still see the flags at their ticks. */
+    if (g_stop_wake.rd < 0)
+        (void)wake_open(&g_stop_wake);
+    (void)wake_open(&s->loop_wake);
     choker_init(&s->choker, (uint64_t)s->start_ms ^ (uint64_t)(uintptr_t)s);
     s->last_choke_ms = s->start_ms;
     install_signals();

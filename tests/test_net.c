@@ -22,6 +22,7 @@
 
 #include "net.h"
 #include "support.h"
+#include "wake.h"
 
 #define BIG_LEN (4u << 20)
 
@@ -480,6 +481,54 @@ static void test_net_reader_wait_sees_data_timeout_and_close(void)
     close(fds[0]);
 }
 
+struct late_wake {
+    const struct wake *w;
+    int after_ms;
+};
+
+static void *late_wake_main(void *arg)
+{
+    struct late_wake *l = arg;
+    sleep_ms(l->after_ms);
+    wake_set(l->w);
+    return NULL;
+}
+
+/* A stop latch ends a 5 s wait (here for a batch of 4096 bytes, the
+ * SO_RCVLOWAT path) as soon as another thread sets it, and from then on
+ * every wait, even with data buffered in the socket. */
+static void test_net_reader_wait_stops_on_the_stop_fd(void)
+{
+    int fds[2];
+    tuned_pair(fds);
+    struct wake w;
+    CU_ASSERT_TRUE_FATAL(wake_open(&w));
+    struct net_reader *r = malloc(sizeof *r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    net_reader_init(r, fds[0]);
+    net_reader_stop_on(r, wake_fd(&w));
+    CU_ASSERT_EQUAL(net_reader_wait(r, 0, 1), PT_ERR_TIMEOUT); /* not set yet */
+
+    struct late_wake l = {&w, 50};
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, late_wake_main, &l), 0);
+    int64_t t0 = now_ms();
+    CU_ASSERT_EQUAL(net_reader_wait(r, 5000, 4096), PT_ERR_STOPPED);
+    int64_t took = now_ms() - t0;
+    pthread_join(t, NULL);
+    CU_ASSERT_TRUE(took >= 40 && took < 1000);
+
+    CU_ASSERT_EQUAL_FATAL(write(fds[1], "hi", 2), 2);
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000, 1), PT_ERR_STOPPED);
+    net_reader_stop_on(r, -1); /* as linger_close does: data again */
+    CU_ASSERT_EQUAL(net_reader_wait(r, 1000, 1), PT_OK);
+    CU_ASSERT_EQUAL(net_reader_buffered(r), 2);
+    free(r);
+    wake_close(&w);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 /* The wait takes no more than a message header off the socket, so the
  * block after it is read straight into its destination, not copied. */
 static void test_net_reader_wait_takes_only_a_header(void)
@@ -809,6 +858,7 @@ int test_net_register(void)
          test_net_reader_wait_sees_data_timeout_and_close},
         {"reader wait takes only a header", test_net_reader_wait_takes_only_a_header},
         {"reader wait for a batch", test_net_reader_wait_for_a_batch},
+        {"reader wait stops on the stop fd", test_net_reader_wait_stops_on_the_stop_fd},
         {"scatter read fills segments in order", test_net_read_scatter_fills_segments_in_order},
         {"scatter read does not wait past need", test_net_read_scatter_does_not_wait_past_need},
         {"scatter read across small writes, then close",
