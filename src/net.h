@@ -29,7 +29,8 @@
  * stop flag again: short enough for a prompt shutdown, long enough to cost
  * nothing. */
 #define NET_IO_SLICE_MS 500
-/* Socket buffer size we ask for: a few blocks in flight on a fast link. */
+/* Send buffer size we ask for: a few blocks in flight on a fast link. The
+ * receive buffer is left to the kernel (see net_tune). */
 #define NET_SOCKBUF_BYTES (1 << 20)
 /* The small-message buffer takes at most NET_READER_FILL bytes per recv(): a
  * thousand HAVEs or REQUESTs. Blocks bypass it (below), so reading more at a
@@ -38,9 +39,11 @@
  * (net_reader_unread); pages of it that are never used cost no memory. */
 #define NET_READER_FILL (16u * 1024u)
 #define NET_READER_CAP (64u * 1024u)
-/* The most net_reader_wait sleeps for: half the socket buffer, so the
- * sender still has window left while the reader sleeps. */
-#define NET_WAIT_MAX_BYTES (NET_SOCKBUF_BYTES / 2)
+/* The most net_reader_wait sleeps for: 512 KiB, so the sender still has
+ * window left while the reader sleeps (Linux grows an autotuned receive
+ * buffer to twice the low-water mark asked for; BSDs cap the mark at the
+ * buffer's size). */
+#define NET_WAIT_MAX_BYTES (512u * 1024u)
 /* Segments a scatter read takes (net_read_scatter). */
 #define NET_SCATTER_MAX 8
 /* A read of at least this many bytes, once the buffer is empty, goes straight
