@@ -11,6 +11,11 @@
 #   as failed and makes the script exit 1.
 # - Runs are interleaved (run 1 of every client, then run 2, ...) so a slow
 #   spell of the machine hurts every client alike, and the median is shown.
+#   The order turns by one client each run (A B C D, then B C D A, ...; the
+#   seeding table swaps its two seeders), so no client is always the one
+#   that follows the making of the content or a given other client: on the
+#   VMs we measure on, a write to memory the previous process freed costs
+#   differently from one to memory freed minutes ago.
 # - Before every download opentracker is restarted on the same port: it keeps
 #   peers in memory only, so its table is then empty, while the announce URL
 #   in the torrent stays valid. Our seeders (scripts/bench_swarm.py)
@@ -514,6 +519,15 @@ measure() {
     rm -rf "$out"
 }
 
+# rotated K ITEMS...: the items, starting at index K modulo their number.
+rotated() {
+    local k=$1 i
+    shift
+    for ((i = 0; i < $#; i++)); do
+        echo "${@:$(((k + i) % $# + 1)):1}"
+    done
+}
+
 # download_config SIZE PIECE N TORRENT CONTENT: every client, RUNS times,
 # from N libtorrent seeders.
 download_config() {
@@ -521,7 +535,7 @@ download_config() {
     log "== download: $((size >> 20)) MiB, $((piece >> 10)) KiB pieces, $n seeder(s)"
     swarm_start "$n" "$torrent"
     for ((run = 1; run <= RUNS; run++)); do
-        for c in "${CLIENT_LIST[@]}"; do
+        for c in $(rotated $((run - 1)) "${CLIENT_LIST[@]}"); do
             tracker_reset "$n" "$SWARM_PID"
             measure download "$(basename "$torrent" .torrent)-${n}seeders" "$c" "$run" \
                 "$torrent" "$content" \
@@ -563,13 +577,43 @@ pt_seed_start() {
     return 1
 }
 
+# seed_from_ptorrent LEECHER RUN TORRENT CONTENT SIZE PIECE: one download
+# by LEECHER from a lone ptorrent seeder started for it.
+seed_from_ptorrent() {
+    local l=$1 run=$2 torrent=$3 content=$4 size=$5 piece=$6
+    if pt_seed_start "$torrent"; then
+        SEEDER_PID=$PT_SEED_PID
+        measure seeding "$(basename "$torrent" .torrent)-from-ptorrent" "$l" "$run" \
+            "$torrent" "$content" --size "$size" --piece "$piece" --seeder ptorrent
+        SEEDER_PID=
+        stop_pid "$PT_SEED_PID"
+    else
+        # A failed run with no figures, so the table shows it.
+        FAILED=$((FAILED + 1))
+        "$PY" "$HERE/bench_report.py" record --results "$WORK/results.jsonl" \
+            --table seeding --client "$l" --run "$run" --rc 125 --cmp-ok 0 \
+            --time-file /dev/null --start 0 --size "$size" --piece "$piece" --seeder ptorrent
+    fi
+}
+
+# seed_from_libtorrent LEECHER RUN TORRENT CONTENT SIZE PIECE LT_PID: one
+# download by LEECHER from the libtorrent seeder LT_PID, listed alone.
+seed_from_libtorrent() {
+    local l=$1 run=$2 torrent=$3 content=$4 size=$5 piece=$6 lt_pid=$7
+    tracker_reset 1 "$lt_pid"
+    SEEDER_PID=$lt_pid
+    measure seeding "$(basename "$torrent" .torrent)-from-libtorrent" "$l" "$run" \
+        "$torrent" "$content" --size "$size" --piece "$piece" --seeder libtorrent
+    SEEDER_PID=
+}
+
 # seeding_config SIZE PIECE TORRENT CONTENT: each leecher downloads from a
-# lone ptorrent seeder, then from a lone libtorrent seeder, RUNS times,
-# with the CPU time the seeder used meanwhile. The libtorrent seeder lives
-# through all runs; it announces only when told to, so it is not listed
-# while ptorrent seeds.
+# lone ptorrent seeder and from a lone libtorrent seeder, RUNS times, with
+# the CPU time the seeder used meanwhile; which seeder goes first alternates
+# (by run and leecher). The libtorrent seeder lives through all runs; it
+# announces only when told to, so it is not listed while ptorrent seeds.
 seeding_config() {
-    local size=$1 piece=$2 torrent=$3 content=$4 run l lt_pid
+    local size=$1 piece=$2 torrent=$3 content=$4 run i l lt_pid
     log "== seeding: $((size >> 20)) MiB, $((piece >> 10)) KiB pieces"
     # ptorrent seed keeps its resume state in DIR/.ptorrent: a directory of
     # its own (a hard link of the content) keeps the seeders' one clean.
@@ -578,25 +622,15 @@ seeding_config() {
     swarm_start 1 "$torrent"
     lt_pid=$SWARM_PID
     for ((run = 1; run <= RUNS; run++)); do
-        for l in "${SEEDING_LEECHERS[@]}"; do
-            if pt_seed_start "$torrent"; then
-                SEEDER_PID=$PT_SEED_PID
-                measure seeding "$(basename "$torrent" .torrent)-from-ptorrent" "$l" "$run" \
-                    "$torrent" "$content" --size "$size" --piece "$piece" --seeder ptorrent
-                stop_pid "$PT_SEED_PID"
+        for ((i = 0; i < ${#SEEDING_LEECHERS[@]}; i++)); do
+            l=${SEEDING_LEECHERS[i]}
+            if (((run + i) % 2)); then
+                seed_from_ptorrent "$l" "$run" "$torrent" "$content" "$size" "$piece"
+                seed_from_libtorrent "$l" "$run" "$torrent" "$content" "$size" "$piece" "$lt_pid"
             else
-                # A failed run with no figures, so the table shows it.
-                FAILED=$((FAILED + 1))
-                "$PY" "$HERE/bench_report.py" record --results "$WORK/results.jsonl" \
-                    --table seeding --client "$l" --run "$run" --rc 125 --cmp-ok 0 \
-                    --time-file /dev/null --start 0 --size "$size" --piece "$piece" --seeder ptorrent
+                seed_from_libtorrent "$l" "$run" "$torrent" "$content" "$size" "$piece" "$lt_pid"
+                seed_from_ptorrent "$l" "$run" "$torrent" "$content" "$size" "$piece"
             fi
-
-            tracker_reset 1 "$lt_pid"
-            SEEDER_PID=$lt_pid
-            measure seeding "$(basename "$torrent" .torrent)-from-libtorrent" "$l" "$run" \
-                "$torrent" "$content" --size "$size" --piece "$piece" --seeder libtorrent
-            SEEDER_PID=
         done
     done
     stop_pid "$lt_pid"
