@@ -15,7 +15,8 @@
 #   seeding table swaps its two seeders), so no client is always the one
 #   that follows the making of the content or a given other client: on the
 #   VMs we measure on, a write to memory the previous process freed costs
-#   differently from one to memory freed minutes ago.
+#   differently from one to memory freed minutes ago. For the same reason
+#   each configuration begins with a download that is not counted (warm_up).
 # - Before every download opentracker is restarted on the same port: it keeps
 #   peers in memory only, so its table is then empty, while the announce URL
 #   in the torrent stays valid. Our seeders (scripts/bench_swarm.py)
@@ -94,6 +95,8 @@ client, runs that succeeded, median wall seconds (process start to exit),
 MiB/s (size / wall), done seconds (start to complete data, from each
 client's completion hook: aria2c and the python client linger at exit),
 CPU seconds (user + system), peak RSS MiB, and wall time / ptorrent's.
+Each configuration starts with one download by the first client that no
+table counts (a warm-up), and the order of the clients turns each run.
 A "floor" table gives what one core and one TCP stream do at best, and
 what writing the bytes once into a new file costs.
 
@@ -528,12 +531,29 @@ rotated() {
     done
 }
 
-# download_config SIZE PIECE N TORRENT CONTENT: every client, RUNS times,
-# from N libtorrent seeders.
+# warm_up CLIENT TORRENT N: one download by CLIENT from the N seeders that
+# no table counts. A configuration's first download writes into memory that
+# making the content and the floor's files have just used, which on the VMs
+# we measure on costs differently from later runs: in two full runs, every
+# download ptorrent lost to libtorrent was such a first one.
+warm_up() {
+    local client=$1 torrent=$2 n=$3
+    RUN_DIR="$WORK/runs/warmup-$(basename "$torrent" .torrent)-${n}seeders-$client"
+    rm -rf "$RUN_DIR"
+    mkdir -p "$RUN_DIR/out"
+    tracker_reset "$n" "$SWARM_PID"
+    "dl_$client" "$torrent" "$RUN_DIR/out"
+    ((RUN_RC == 0)) || log "warm-up download by $client failed (exit $RUN_RC); not counted"
+    rm -rf "$RUN_DIR/out"
+}
+
+# download_config SIZE PIECE N TORRENT CONTENT: a warm-up download, then
+# every client RUNS times, from N libtorrent seeders.
 download_config() {
     local size=$1 piece=$2 n=$3 torrent=$4 content=$5 run c
     log "== download: $((size >> 20)) MiB, $((piece >> 10)) KiB pieces, $n seeder(s)"
     swarm_start "$n" "$torrent"
+    warm_up "${CLIENT_LIST[0]}" "$torrent" "$n"
     for ((run = 1; run <= RUNS; run++)); do
         for c in $(rotated $((run - 1)) "${CLIENT_LIST[@]}"); do
             tracker_reset "$n" "$SWARM_PID"
