@@ -106,7 +106,8 @@
 /* Written by the signal handler, read by the main loop: lock-free atomics are
  * async-signal-safe. There is one session per process. g_stop_wake is the
  * latch that makes threads asleep in poll() see g_stop at once (wake.h); it
- * is set right after g_stop, by the handler or by session_teardown. */
+ * is set right after g_stop, by the handler or by session_teardown, and
+ * never closed: the handler may run until the process exits. */
 static atomic_bool g_stop;
 static atomic_int g_signal;
 static struct wake g_stop_wake = {-1, -1};
