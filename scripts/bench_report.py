@@ -198,22 +198,28 @@ def seeding_table(size, piece, recs):
     out = [f"### seeding: {human(size)}, {human(piece)} pieces, one seeder "
            f"(median of {runs} run{'s' if runs > 1 else ''})",
            "",
-           "| leecher | seeder | ok | wall s | MiB/s | done s | seeder CPU s | wall / from libtorrent |",
-           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+           "| leecher | seeder | ok | wall s | MiB/s | done s | seeder CPU s | wall / from libtorrent "
+           "| done / from libtorrent |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     leechers = list(dict.fromkeys(r["client"] for r in recs))
     seeders = list(dict.fromkeys(r["seeder"] for r in recs))
     for lc in leechers:
         good = {s: [r for r in recs if r["client"] == lc and r["seeder"] == s and r["ok"]]
                 for s in seeders}
         base = median(good.get("libtorrent", []), "wall")
+        base_done = median(good.get("libtorrent", []), "done")
         for s in seeders:
             g = good[s]
             n = sum(1 for r in recs if r["client"] == lc and r["seeder"] == s)
             wall = median(g, "wall")
             out.append(f"| {lc} | {s} | {len(g)}/{n} | {fmt(wall)} | "
                        f"{fmt(ratio(size / MIB, wall), 1)} | {fmt(median(g, 'done'))} | "
-                       f"{fmt(median(g, 'seeder_cpu'))} | {fmt(ratio(wall, base))} |")
-    out.append("")
+                       f"{fmt(median(g, 'seeder_cpu'))} | {fmt(ratio(wall, base))} | "
+                       f"{fmt(ratio(median(g, 'done'), base_done))} |")
+    out += ["", "done: the leecher has every byte (its completion hook). wall adds the "
+            "leecher's own exit, which the seeder cannot shorten: aria2c's stopped "
+            "announce and shutdown wait for its 1-second event-loop timeouts, 1-2 s "
+            "whichever seeder it used.", ""]
     out += failures(recs)
     return out
 
