@@ -25,6 +25,7 @@
 #include "ratelimit.h"
 #include "storage.h"
 #include "swarm.h"
+#include "wake.h"
 #include "writer.h"
 
 /* Timeouts (seconds unless said). */
@@ -89,6 +90,8 @@ struct peer_shared {
     struct swarm *swarm;     /* its own mutex */
     const atomic_bool *stop; /* set by the main thread to end every peer */
     int stop_fd;             /* readable once stop is set (a wake.h latch), or -1 */
+    const struct wake *choke_wake; /* set when a peer turns interested: the main
+                                    * loop runs its choker at once; may be NULL */
     struct storage *storage; /* its own lock; pread of verified pieces */
     struct session_counters *counters;
     struct ratelimit *down_limit, *up_limit; /* shared token buckets (own mutex) */

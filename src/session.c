@@ -145,8 +145,10 @@ struct session {
     struct peer_shared shared;
     struct progress progress;
     struct written written;
-    /* Set by the writer thread when the last piece is on disk, drained by
-     * the main loop: it then finishes at once, not at its next tick. */
+    /* Set by the writer thread when the last piece is on disk, and by a
+     * peer thread when its peer turns interested; drained by the main loop,
+     * which then finishes, or runs the choker, at once, not at its next
+     * tick. */
     struct wake loop_wake;
     /* Main thread only: one link per possible peer thread, and what the
      * choker saw of each last round (to turn counters into rates). */
@@ -756,6 +758,7 @@ static void init_shared(struct session *s)
     s->shared.up_limit = s->up_limit;
     s->shared.stop = &g_stop;
     s->shared.stop_fd = wake_fd(&g_stop_wake);
+    s->shared.choke_wake = &s->loop_wake;
     s->shared.counters = &s->counters;
     s->shared.start_ms = s->start_ms;
     s->shared.snub_timeout_ms = s->cfg->peer_timeout_s * 1000;

@@ -9,7 +9,8 @@
  *   - a latch, never drained, wakes every thread that polls it, now and
  *     later: the stop of all peer threads;
  *   - an event, drained by the one thread that waits on it after each
- *     wakeup: "the last piece is on disk" for the main loop.
+ *     wakeup: "the last piece is on disk" or "a peer turned interested"
+ *     for the main loop.
  * Both ends are non-blocking and close-on-exec. wake_set() is one write():
  * async-signal-safe and callable from any thread; when the pipe is full the
  * byte is dropped, as the read end is then readable anyway.
