@@ -803,12 +803,17 @@ static enum pt_err on_have(struct peer_conn *c, uint32_t index)
 }
 
 /* The peer wants our data: tell the choker now, not at its next tick, and
- * watch for its answer (PEER_UNCHOKE_WATCH_MS). */
+ * watch for its answer (PEER_UNCHOKE_WATCH_MS). At most once per watch, so a
+ * peer that flips between INTERESTED and NOT_INTERESTED cannot keep the main
+ * loop (or this thread's short sleeps) spinning. */
 static void on_interested(struct peer_conn *c)
 {
     if (atomic_exchange(&c->link->peer_interested, true) || !c->am_choking)
         return;
-    c->interested_ms = peer_now_ms();
+    int64_t now = peer_now_ms();
+    if (now - c->interested_ms < PEER_UNCHOKE_WATCH_MS)
+        return; /* a watch is on already */
+    c->interested_ms = now;
     if (c->sh->choke_wake)
         wake_set(c->sh->choke_wake);
 }
@@ -976,6 +981,7 @@ static bool conn_init(struct peer_conn *c, struct peer_args *a)
     c->slow_start = true;
     int64_t now = peer_now_ms();
     c->last_recv_ms = c->last_send_ms = c->rate_start_ms = now;
+    c->interested_ms = now - PEER_UNCHOKE_WATCH_MS; /* no watch yet */
     return c->bitfield && c->rd && c->q && c->late && c->scratch && c->msg && c->reqs &&
            c->told && c->have_now && c->up;
 }
