@@ -47,8 +47,8 @@
  * INTERESTED it sleeps PEER_UNCHOKE_POLL_MS at a time instead of a tick:
  * the UNCHOKE then goes out within a few ms, not at the next tick (about
  * 100 ms later for every new leecher of a seed). The watch lasts past one
- * early choke round (SESSION_EARLY_CHOKE_MS) and costs at most 50 extra
- * wake-ups per INTERESTED. */
+ * early choke round (SESSION_EARLY_CHOKE_MS); a peer starts at most one per
+ * PEER_UNCHOKE_WATCH_MS, so it costs at most 50 extra wake-ups in that time. */
 #define PEER_UNCHOKE_WATCH_MS 250
 #define PEER_UNCHOKE_POLL_MS 5
 /* How long a closing seed waits for the peer to take the blocks still in
